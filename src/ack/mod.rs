@@ -1,0 +1,1 @@
+//! Ack: which byte ranges of which files every sink has confirmed.

@@ -1,0 +1,15 @@
+//! epost-shipper: ships E-Post Mail Server logs as structured records.
+//!
+//! The pipeline reads in module order: [`discover`] → [`tail`] → [`decode`] → [`parse`] →
+//! [`batch`] → [`sink`] → [`ack`] → [`checkpoint`].
+
+pub mod ack;
+pub mod batch;
+pub mod checkpoint;
+pub mod decode;
+pub mod discover;
+pub mod kind;
+pub mod parse;
+pub mod record;
+pub mod sink;
+pub mod tail;

@@ -1,0 +1,18 @@
+//! The `epost-shipper` command line.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("epost-shipper: error: {:#}", e.error);
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! imap4log: `[time] user from ip CMD arg... status`; `-` marks a missing user or argument.
+
+use std::borrow::Cow;
+
+use super::{Parsed, Shape, bracketed_time, lower, nonempty, upper};
+
+pub fn parse(line: &str) -> Shape<'_> {
+    let (time, rest) = bracketed_time(line).ok_or("imap4log line does not start with [time]")?;
+    let rest = rest.strip_prefix(' ').ok_or("missing user")?;
+    let (user, rest) = rest.split_once(" from ").ok_or("no ` from `")?;
+    let (ip, rest) = rest.split_once(' ').ok_or("missing command")?;
+    let rest = rest.trim_end();
+    let (cmd, rest) = rest.split_once(' ').ok_or("missing status")?;
+    let (arg, status) = match rest.rsplit_once(' ') {
+        Some((a, s)) => (a.trim(), s),
+        None => ("", rest),
+    };
+    if cmd.is_empty() {
+        return Err("missing command");
+    }
+    let mut p = Parsed::new("", Some(time));
+    p.action = lower(cmd);
+    p.outcome = Some(super::pop3log::status_outcome(status));
+    let f = &mut p.fields;
+    if !user.is_empty() && user != "-" {
+        f.user_name = Some(Cow::Borrowed(user));
+    }
+    f.client_ip = nonempty(ip);
+    f.command = Some(upper(cmd));
+    if !arg.is_empty() && arg != "-" {
+        f.args = Some(Cow::Borrowed(arg));
+    }
+    f.status = nonempty(status);
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Outcome;
+
+    #[test]
+    fn shapes() {
+        let p = parse(
+            "[30/Nov/2017:07:57:47] taro@example.jp from 192.168.0.4 AUTHENTICATE CRAM-MD5 Success",
+        )
+        .unwrap();
+        assert_eq!(p.action, "authenticate");
+        assert_eq!(p.fields.args.as_deref(), Some("CRAM-MD5"));
+        assert_eq!(p.outcome, Some(Outcome::Success));
+        let p =
+            parse("[30/Nov/2017:07:57:47] taro@example.jp from 192.168.0.4 NAMESPACE - Success")
+                .unwrap();
+        assert_eq!(p.fields.args, None);
+        let p = parse(
+            r#"[30/Nov/2017:07:57:47] taro@example.jp from 192.168.0.4 LIST "" "INBOX" Success"#,
+        )
+        .unwrap();
+        assert_eq!(p.fields.args.as_deref(), Some(r#""" "INBOX""#));
+        let p =
+            parse("[30/Nov/2017:07:58:10] - from 192.168.0.9 LOGIN hanako@example.jp **** Failed")
+                .unwrap();
+        assert_eq!(p.fields.user_name, None);
+        assert_eq!(p.fields.args.as_deref(), Some("hanako@example.jp ****"));
+        assert_eq!(p.outcome, Some(Outcome::Failure));
+        assert_eq!(p.fields.command.as_deref(), Some("LOGIN"));
+    }
+}

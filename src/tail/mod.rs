@@ -1,0 +1,3 @@
+//! Tail: reading files from a checkpointed offset, line by line.
+
+pub mod lines;
