@@ -73,7 +73,6 @@ pub fn run(a: ParseArgs) -> Result<(), Failure> {
         };
         res.map_err(Failure::runtime)?;
     }
-    drop(emit);
     let flushed = match write_err {
         Some(e) => Err(e),
         None => out.flush(),

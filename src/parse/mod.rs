@@ -196,13 +196,13 @@ impl FileParser {
         decode_error: bool,
         clock: Option<(u32, u32, u32, u32)>,
     ) -> Record<'a> {
-        let message = match redacted {
-            Some(r) => Cow::Owned(r),
-            None => Cow::Borrowed(text),
-        };
-        let (parsed, parse_error) = match shape {
+        let (mut parsed, parse_error) = match shape {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(Cow::Borrowed(e))),
+        };
+        let message = match redacted.or_else(|| parsed.as_mut().and_then(|p| p.redacted.take())) {
+            Some(r) => Cow::Owned(r),
+            None => Cow::Borrowed(text),
         };
         let own_time = match (&parsed, clock) {
             (Some(p), _) if p.time.is_some() => p.time,

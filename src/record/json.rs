@@ -3,40 +3,52 @@
 
 use super::{Record, Value};
 
+/// Which bytes need escaping inside a JSON string: 0 = none, else the escape letter
+/// (`u` for `\u00XX`).
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 /// Appends `s` as a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 15)]);
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
+        let e = ESCAPE[usize::from(b)];
+        if e == 0 {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
         start = i + 1;
+        if e == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 15)]);
+        } else {
+            out.push(b'\\');
+            out.push(e);
+        }
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
 pub fn write_int(out: &mut Vec<u8>, v: i64) {
-    use std::io::Write;
-    let _ = write!(out, "{v}");
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
@@ -62,54 +74,44 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
     }
 }
 
+/// Field names are plain ASCII identifiers: written without escaping.
+fn write_key(out: &mut Vec<u8>, k: &str) {
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 /// Writes `{...}` for the record, nesting dotted names: `client.ip` becomes
-/// `"client":{"ip":...}`.
+/// `"client":{"ip":...}`. Relies on `Record::visit` giving fields of one object together.
 pub fn write_record(rec: &Record<'_>, out: &mut Vec<u8>) {
     let id = rec.event_id().to_hex();
-    let mut open: [&str; 4] = [""; 4];
-    let mut depth = 0usize;
+    let mut open: &[&str] = &[];
     let mut first = true;
     out.push(b'{');
     rec.visit(id.as_str(), &mut |name, value| {
-        let mut parts = name.split('.');
-        let mut segs: [&str; 5] = [""; 5];
-        let mut n = 0;
-        for p in parts.by_ref() {
-            segs[n] = p;
-            n += 1;
-        }
-        let parents = &segs[..n - 1];
-        let common = open[..depth]
-            .iter()
-            .zip(parents)
-            .take_while(|(a, b)| a == b)
-            .count();
-        for _ in common..depth {
+        let parents = &name.path[..name.path.len() - 1];
+        let common = open.iter().zip(parents).take_while(|(a, b)| a == b).count();
+        for _ in common..open.len() {
             out.push(b'}');
-        }
-        if common < depth {
             first = false;
         }
-        depth = common;
         for p in &parents[common..] {
             if !first {
                 out.push(b',');
             }
-            write_str(out, p);
-            out.extend_from_slice(b":{");
-            open[depth] = p;
-            depth += 1;
+            write_key(out, p);
+            out.push(b'{');
             first = true;
         }
+        open = parents;
         if !first {
             out.push(b',');
         }
         first = false;
-        write_str(out, segs[n - 1]);
-        out.push(b':');
+        write_key(out, name.path[name.path.len() - 1]);
         write_value(out, value);
     });
-    for _ in 0..depth {
+    for _ in 0..open.len() {
         out.push(b'}');
     }
     out.push(b'}');
@@ -122,12 +124,12 @@ mod tests {
     #[test]
     fn escapes() {
         let mut v = Vec::new();
-        write_str(&mut v, "a\"b\\c\nd\re\u{1}f窓");
+        write_str(&mut v, "a\"b\\c\nd\re\u{1}f窓\t");
         assert_eq!(
             std::str::from_utf8(&v).unwrap(),
-            r#""a\"b\\c\nd\re\u0001f窓""#
+            r#""a\"b\\c\nd\re\u0001f窓\t""#
         );
         let back: String = serde_json::from_slice(&v).unwrap();
-        assert_eq!(back, "a\"b\\c\nd\re\u{1}f窓");
+        assert_eq!(back, "a\"b\\c\nd\re\u{1}f窓\t");
     }
 }

@@ -113,6 +113,23 @@ pub struct Record<'a> {
     pub fields: Fields<'a>,
 }
 
+/// A field's name: dotted (`client.ip`, for OTLP attributes) and as a path of object keys
+/// (for nested JSON). Both are static, so encoders never split strings per record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Name {
+    pub dotted: &'static str,
+    pub path: &'static [&'static str],
+}
+
+macro_rules! n {
+    ($first:literal $(, $rest:literal)*) => {
+        &Name {
+            dotted: concat!($first $(, ".", $rest)*),
+            path: &[$first $(, $rest)*],
+        }
+    };
+}
+
 /// A field value as sinks see it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'v> {
@@ -131,82 +148,93 @@ impl<'a> Record<'a> {
     /// Calls `f` with every present field under its dotted ECS name, in an order where fields
     /// that share an object prefix are adjacent (the nested JSON writer relies on that).
     /// `event.id` is passed as its hex string.
-    pub fn visit<'s>(&'s self, id_hex: &'s str, f: &mut impl FnMut(&'static str, Value<'s>)) {
+    pub fn visit<'s>(&'s self, id_hex: &'s str, f: &mut impl FnMut(&'static Name, Value<'s>)) {
         let x = &self.fields;
         let s = |v: &'s Option<Cow<'a, str>>| v.as_deref().filter(|s| !s.is_empty());
-        f("@timestamp", Value::Time(self.timestamp));
-        f("message", Value::Str(&self.message));
-        f("event.id", Value::Str(id_hex));
-        f("event.dataset", Value::Str(self.source.kind.dataset()));
-        f("event.module", Value::Str("epost"));
-        f("event.action", Value::Str(&self.action));
-        f("event.outcome", Value::Str(self.outcome.as_str()));
-        f("host.name", Value::Str(&self.source.host));
-        f("log.file.path", Value::Str(&self.source.path));
-        f("log.offset", Value::Int(self.offset as i64));
+        f(n!("@timestamp"), Value::Time(self.timestamp));
+        f(n!("message"), Value::Str(&self.message));
+        f(n!("event", "id"), Value::Str(id_hex));
+        f(
+            n!("event", "dataset"),
+            Value::Str(self.source.kind.dataset()),
+        );
+        f(n!("event", "module"), Value::Str("epost"));
+        f(n!("event", "action"), Value::Str(&self.action));
+        f(n!("event", "outcome"), Value::Str(self.outcome.as_str()));
+        f(n!("host", "name"), Value::Str(&self.source.host));
+        f(n!("log", "file", "path"), Value::Str(&self.source.path));
+        f(n!("log", "offset"), Value::Int(self.offset as i64));
         macro_rules! opt_str {
-            ($name:literal, $v:expr) => {
+            ($name:expr, $v:expr) => {
                 if let Some(v) = s($v) {
                     f($name, Value::Str(v));
                 }
             };
         }
         macro_rules! opt {
-            ($name:literal, $v:expr, $variant:ident) => {
+            ($name:expr, $v:expr, $variant:ident) => {
                 if let Some(v) = $v {
                     f($name, Value::$variant(v.into()));
                 }
             };
         }
         macro_rules! list {
-            ($name:literal, $v:expr) => {
+            ($name:expr, $v:expr) => {
                 if !$v.is_empty() {
                     f($name, Value::Strs(&$v));
                 }
             };
         }
-        opt_str!("client.ip", &x.client_ip);
-        opt_str!("client.domain", &x.client_domain);
-        opt_str!("server.domain", &x.server_domain);
-        opt!("server.port", x.server_port, Int);
-        opt_str!("destination.ip", &x.destination_ip);
-        opt_str!("destination.domain", &x.destination_domain);
-        opt_str!("user.name", &x.user_name);
-        opt_str!("email.local_id", &x.local_id);
-        list!("email.from.address", x.from);
-        list!("email.to.address", x.to);
-        opt_str!("email.subject", &x.subject);
-        opt!("tls.established", x.tls_established, Bool);
-        opt_str!("error.message", &x.error_message);
-        opt_str!("file.path", &x.file_path);
-        opt!("file.size", x.file_size.map(|v| v as i64), Int);
-        opt_str!("file.hash.sha256", &x.file_sha256);
-        f("epost.log", Value::Str(self.source.kind.name()));
+        opt_str!(n!("client", "ip"), &x.client_ip);
+        opt_str!(n!("client", "domain"), &x.client_domain);
+        opt_str!(n!("server", "domain"), &x.server_domain);
+        opt!(n!("server", "port"), x.server_port, Int);
+        opt_str!(n!("destination", "ip"), &x.destination_ip);
+        opt_str!(n!("destination", "domain"), &x.destination_domain);
+        opt_str!(n!("user", "name"), &x.user_name);
+        opt_str!(n!("email", "local_id"), &x.local_id);
+        list!(n!("email", "from", "address"), x.from);
+        list!(n!("email", "to", "address"), x.to);
+        opt_str!(n!("email", "subject"), &x.subject);
+        opt!(n!("tls", "established"), x.tls_established, Bool);
+        opt_str!(n!("error", "message"), &x.error_message);
+        opt_str!(n!("file", "path"), &x.file_path);
+        opt!(n!("file", "size"), x.file_size.map(|v| v as i64), Int);
+        opt_str!(n!("file", "hash", "sha256"), &x.file_sha256);
+        f(n!("epost", "log"), Value::Str(self.source.kind.name()));
         if let Some(e) = &self.parse_error {
-            f("epost.parse_error", Value::Str(e));
+            f(n!("epost", "parse_error"), Value::Str(e));
         }
         if self.decode_error {
-            f("epost.decode_error", Value::Bool(true));
+            f(n!("epost", "decode_error"), Value::Bool(true));
         }
         if self.time_inferred {
-            f("epost.time_inferred", Value::Bool(true));
+            f(n!("epost", "time_inferred"), Value::Bool(true));
         }
-        opt_str!("epost.queue.suffix", &x.queue_suffix);
-        opt_str!("epost.session.id", &x.session_id);
-        opt_str!("epost.session.status", &x.session_status);
-        opt_str!("epost.auth.method", &x.auth_method);
-        opt_str!("epost.auth.result", &x.auth_result);
-        opt!("epost.reject.reason", x.reject_reason, Str);
-        opt_str!("epost.smtp.helo", &x.smtp_helo);
-        opt!("epost.smtp.reply_code", x.reply_code.map(i64::from), Int);
-        opt!("epost.trace.direction", x.direction, Str);
-        opt_str!("epost.protocol.command", &x.command);
-        opt_str!("epost.protocol.args", &x.args);
-        opt_str!("epost.protocol.status", &x.status);
-        list!("epost.filter.warning", x.filter_warning);
-        opt!("epost.filter.unknown_virus", x.unknown_virus, Bool);
-        opt_str!("epost.maildb.in", &x.maildb_in);
-        opt_str!("epost.maildb.match", &x.maildb_match);
+        opt_str!(n!("epost", "queue", "suffix"), &x.queue_suffix);
+        opt_str!(n!("epost", "session", "id"), &x.session_id);
+        opt_str!(n!("epost", "session", "status"), &x.session_status);
+        opt_str!(n!("epost", "auth", "method"), &x.auth_method);
+        opt_str!(n!("epost", "auth", "result"), &x.auth_result);
+        opt!(n!("epost", "reject", "reason"), x.reject_reason, Str);
+        opt_str!(n!("epost", "smtp", "helo"), &x.smtp_helo);
+        opt!(
+            n!("epost", "smtp", "reply_code"),
+            x.reply_code.map(i64::from),
+            Int
+        );
+        opt!(n!("epost", "trace", "direction"), x.direction, Str);
+        opt_str!(n!("epost", "protocol", "command"), &x.command);
+        opt_str!(n!("epost", "protocol", "args"), &x.args);
+        opt_str!(n!("epost", "protocol", "status"), &x.status);
+        list!(n!("epost", "filter", "warning"), x.filter_warning);
+        opt!(
+            n!("epost", "filter", "unknown_virus"),
+            x.unknown_virus,
+            Bool
+        );
+        opt_str!(n!("epost", "maildb", "in"), &x.maildb_in);
+        opt_str!(n!("epost", "maildb", "match"), &x.maildb_match);
     }
 
     /// The record as one line of nested JSON (what `parse` prints and Elasticsearch stores).

@@ -26,6 +26,8 @@ pub struct Parsed<'a> {
     pub action: Cow<'a, str>,
     pub outcome: Option<Outcome>,
     pub fields: Fields<'a>,
+    /// The line with credentials masked, when it held any.
+    pub redacted: Option<String>,
 }
 
 impl<'a> Parsed<'a> {
@@ -35,8 +37,16 @@ impl<'a> Parsed<'a> {
             action: Cow::Borrowed(action),
             outcome: None,
             fields: Fields::default(),
+            redacted: None,
         }
     }
+}
+
+/// `whole` with its sub-slice `part` replaced by `with`.
+pub(crate) fn replace_within(whole: &str, part: &str, with: &str) -> String {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    let end = start + part.len();
+    format!("{}{}{}", &whole[..start], with, &whole[end..])
 }
 
 pub type Shape<'a> = Result<Parsed<'a>, &'static str>;

@@ -41,8 +41,13 @@ pub fn parse(line: &str) -> Shape<'_> {
     f.client_ip = nonempty(ip);
     f.command = Some(upper(cmd));
     if !args.is_empty() && args != "-" {
-        f.args = Some(args_redacted(cmd, args));
+        let masked = args_redacted(cmd, args);
+        if let Cow::Owned(m) = &masked {
+            p.redacted = Some(super::replace_within(line, args, m));
+        }
+        p.fields.args = Some(masked);
     }
+    let f = &mut p.fields;
     f.status = nonempty(status);
     Ok(p)
 }
@@ -108,6 +113,10 @@ mod tests {
         let p = parse("bob@example.jp from 192.168.0.4 PASS hunter2 [30/Nov/2017:18:19:15] Failed")
             .unwrap();
         assert_eq!(p.fields.args.as_deref(), Some("[REDACTED]"));
+        assert_eq!(
+            p.redacted.as_deref(),
+            Some("bob@example.jp from 192.168.0.4 PASS [REDACTED] [30/Nov/2017:18:19:15] Failed")
+        );
         assert_eq!(p.outcome, Some(Outcome::Failure));
     }
 

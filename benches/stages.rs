@@ -1,0 +1,132 @@
+//! Per-stage micro-benchmarks: line splitting, decoding, parsing each kind, JSON encoding.
+//! Input: the bundled example files of each kind, repeated to about 1 MiB (CP932, CRLF).
+//!
+//! `cargo bench --bench stages` (figures in docs/benchmarks.md).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use epost_shipper::decode::{Encoding, decode};
+use epost_shipper::kind::Kind;
+use epost_shipper::parse::{ParseOptions, parse_bytes};
+use epost_shipper::record::Source;
+use epost_shipper::tail::lines::Lines;
+
+fn example(kind: Kind) -> Vec<u8> {
+    let path = format!(
+        "{}/examples/mail/{}/MAILSV01/171130.log",
+        env!("CARGO_MANIFEST_DIR"),
+        kind.name()
+    );
+    let one = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut v = Vec::with_capacity(1 << 20);
+    while v.len() < 1 << 20 {
+        v.extend_from_slice(&one);
+    }
+    v
+}
+
+fn count_records(kind: Kind, data: &[u8]) -> u64 {
+    let mut n = 0;
+    parse_bytes(
+        Source::new("MAILSV01", kind, "x/171130.log"),
+        ParseOptions::default(),
+        data,
+        &mut |_| n += 1,
+    );
+    n
+}
+
+fn lines_and_decode(c: &mut Criterion) {
+    let data = example(Kind::Receivelog);
+    let mut g = c.benchmark_group("split");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("memchr_lines", |b| {
+        b.iter(|| Lines::new(black_box(&data)).count())
+    });
+    g.finish();
+
+    let ascii = example(Kind::Inlog);
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Bytes(ascii.len() as u64));
+    g.bench_function("cp932_lines", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for l in Lines::new(black_box(&ascii)) {
+                n += decode(l.bytes, Encoding::Cp932).text.len();
+            }
+            n
+        })
+    });
+    g.finish();
+}
+
+fn parse_kinds(c: &mut Criterion) {
+    for kind in Kind::ALL {
+        if kind == Kind::Viruslog {
+            continue;
+        }
+        let data = example(kind);
+        let records = count_records(kind, &data);
+        let source = Source::new("MAILSV01", kind, "x/171130.log");
+        let mut g = c.benchmark_group(format!("parse/{kind}"));
+        g.throughput(Throughput::Elements(records));
+        g.bench_function("records", |b| {
+            b.iter(|| {
+                let mut n = 0u64;
+                parse_bytes(
+                    source.clone(),
+                    ParseOptions::default(),
+                    black_box(&data),
+                    &mut |r| {
+                        n += r.offset & 1;
+                    },
+                );
+                n
+            })
+        });
+        g.bench_function("records+json", |b| {
+            let mut buf = Vec::with_capacity(1 << 20);
+            b.iter(|| {
+                buf.clear();
+                parse_bytes(
+                    source.clone(),
+                    ParseOptions::default(),
+                    black_box(&data),
+                    &mut |r| {
+                        r.write_json(&mut buf);
+                        buf.push(b'\n');
+                    },
+                );
+                buf.len()
+            })
+        });
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function("bytes+json", |b| {
+            let mut buf = Vec::with_capacity(1 << 20);
+            b.iter(|| {
+                buf.clear();
+                parse_bytes(
+                    source.clone(),
+                    ParseOptions::default(),
+                    black_box(&data),
+                    &mut |r| {
+                        r.write_json(&mut buf);
+                    },
+                );
+                buf.len()
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = lines_and_decode, parse_kinds
+}
+criterion_main!(benches);
