@@ -6,10 +6,13 @@
 pub mod ack;
 pub mod batch;
 pub mod checkpoint;
+pub mod config;
 pub mod decode;
 pub mod discover;
 pub mod kind;
 pub mod parse;
+pub mod pipeline;
+pub mod platform;
 pub mod record;
 pub mod sink;
 pub mod tail;

@@ -1,1 +1,357 @@
-//! Ack: which byte ranges of which files every sink has confirmed.
+//! Ack: which segments every sink has confirmed, and therefore how far each file's checkpoint
+//! may move. Also the pipeline's backpressure: the tailer may hold at most `capacity`
+//! unacknowledged segments, and waits here when it has that many.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::batch::FileId;
+use crate::checkpoint::{FileState, SinkState, Snapshot};
+
+/// What the checkpoint records of a file, besides its offset.
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    pub path: String,
+    pub kind: String,
+    pub host: String,
+    pub fingerprint: String,
+    pub fp_len: u32,
+    pub size: u64,
+}
+
+#[derive(Debug)]
+struct Progress {
+    meta: FileMeta,
+    acked: u64,
+    updated_ms: i64,
+    /// (seq, end, done) in the order the segments were made.
+    queue: VecDeque<(u64, u64, bool)>,
+    /// Dropped from the checkpoint once everything read was acknowledged (file deleted).
+    retired: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    file: FileId,
+    remaining: u32,
+    records: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    in_flight: usize,
+    pending: HashMap<u64, Pending>,
+    files: BTreeMap<FileId, Progress>,
+    /// The generation of each path whose offset the checkpoint shows.
+    current: HashMap<String, FileId>,
+    sinks: BTreeMap<String, SinkState>,
+    changed: bool,
+    /// Snapshot entries of files not (yet) opened this run, kept so they are not forgotten.
+    dormant: BTreeMap<String, FileState>,
+}
+
+pub struct Tracker {
+    sinks: usize,
+    capacity: usize,
+    state: Mutex<State>,
+    room: Condvar,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Tracker {
+    /// `sink_names` in sink order; `restored` is the checkpoint loaded at start.
+    pub fn new(sink_names: &[String], capacity: usize, restored: &Snapshot) -> Tracker {
+        let mut st = State::default();
+        for n in sink_names {
+            st.sinks.insert(
+                n.clone(),
+                restored.sinks.get(n).cloned().unwrap_or_default(),
+            );
+        }
+        for f in &restored.files {
+            st.dormant.insert(f.path.clone(), f.clone());
+        }
+        Tracker {
+            sinks: sink_names.len(),
+            capacity,
+            state: Mutex::new(st),
+            room: Condvar::new(),
+        }
+    }
+
+    /// A file generation is being read from `offset` (everything before it counts as done).
+    pub fn register(&self, id: FileId, meta: FileMeta, offset: u64) {
+        let mut st = self.state.lock().unwrap();
+        st.dormant.remove(&meta.path);
+        st.current.insert(meta.path.clone(), id);
+        st.files.insert(
+            id,
+            Progress {
+                meta,
+                acked: offset,
+                updated_ms: now_ms(),
+                queue: VecDeque::new(),
+                retired: false,
+            },
+        );
+        st.changed = true;
+    }
+
+    /// Updates what the checkpoint says of a file (a longer fingerprint, a new size).
+    pub fn update_meta(&self, id: FileId, f: impl FnOnce(&mut FileMeta)) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(p) = st.files.get_mut(&id) {
+            f(&mut p.meta);
+            st.changed = true;
+        }
+    }
+
+    /// The file is gone: forget it once what was read of it is acknowledged.
+    pub fn retire(&self, id: FileId) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(p) = st.files.get_mut(&id) {
+            p.retired = true;
+        }
+        Self::collect(&mut st);
+    }
+
+    /// Forgets a checkpoint entry of a file that no longer exists and was never opened.
+    pub fn forget_dormant(&self, path: &str) {
+        let mut st = self.state.lock().unwrap();
+        if st.dormant.remove(path).is_some() {
+            st.changed = true;
+        }
+    }
+
+    /// Waits until fewer than `capacity` segments are unacknowledged, or `timeout` passes.
+    /// Returns whether there is room.
+    pub fn wait_for_room(&self, timeout: Duration) -> bool {
+        let st = self.state.lock().unwrap();
+        let (st, _) = self
+            .room
+            .wait_timeout_while(st, timeout, |s| s.in_flight >= self.capacity)
+            .unwrap();
+        st.in_flight < self.capacity
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.state.lock().unwrap().in_flight
+    }
+
+    /// Records a new segment before it is handed to the sinks. A segment with no records
+    /// needs no sink and is done at once (it still moves the checkpoint, in order).
+    pub fn add_segment(&self, seq: u64, file: FileId, end: u64, records: u32) {
+        let mut st = self.state.lock().unwrap();
+        let done = records == 0 || self.sinks == 0;
+        if let Some(p) = st.files.get_mut(&file) {
+            p.queue.push_back((seq, end, done));
+        }
+        if done {
+            Self::advance(&mut st, file);
+        } else {
+            st.in_flight += 1;
+            st.pending.insert(
+                seq,
+                Pending {
+                    file,
+                    remaining: self.sinks as u32,
+                    records,
+                },
+            );
+        }
+    }
+
+    /// Sink `sink` has stored (or dead-lettered) every record of segment `seq`.
+    pub fn ack(&self, sink: &str, seq: u64, dead_lettered: u64) {
+        let mut st = self.state.lock().unwrap();
+        let Some(p) = st.pending.get_mut(&seq) else {
+            return;
+        };
+        p.remaining -= 1;
+        let (file, records, finished) = (p.file, p.records, p.remaining == 0);
+        if let Some(s) = st.sinks.get_mut(sink) {
+            s.last_ack_ms = now_ms();
+            s.acked_records += u64::from(records);
+            s.dead_lettered += dead_lettered;
+        }
+        if finished {
+            st.pending.remove(&seq);
+            st.in_flight -= 1;
+            if let Some(f) = st.files.get_mut(&file)
+                && let Some(e) = f.queue.iter_mut().find(|e| e.0 == seq)
+            {
+                e.2 = true;
+            }
+            Self::advance(&mut st, file);
+            drop(st);
+            self.room.notify_all();
+        }
+    }
+
+    fn advance(st: &mut State, file: FileId) {
+        if let Some(p) = st.files.get_mut(&file) {
+            let mut moved = false;
+            while let Some(&(_, end, true)) = p.queue.front() {
+                p.acked = end;
+                p.queue.pop_front();
+                moved = true;
+            }
+            if moved {
+                p.updated_ms = now_ms();
+                st.changed = true;
+            }
+        }
+        Self::collect(st);
+    }
+
+    fn collect(st: &mut State) {
+        let gone: Vec<FileId> = st
+            .files
+            .iter()
+            .filter(|(_, p)| p.retired && p.queue.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(p) = st.files.remove(&id)
+                && st.current.get(&p.meta.path) == Some(&id)
+            {
+                st.current.remove(&p.meta.path);
+            }
+            st.changed = true;
+        }
+    }
+
+    /// The acknowledged offset of a file generation.
+    pub fn acked(&self, id: FileId) -> Option<u64> {
+        self.state.lock().unwrap().files.get(&id).map(|p| p.acked)
+    }
+
+    /// Whether every segment of `id` was acknowledged.
+    pub fn settled(&self, id: FileId) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .get(&id)
+            .is_none_or(|p| p.queue.is_empty())
+    }
+
+    /// The checkpoint as it stands, if it changed since the last call (or `force`).
+    pub fn snapshot(&self, force: bool) -> Option<Snapshot> {
+        let mut st = self.state.lock().unwrap();
+        if !st.changed && !force {
+            return None;
+        }
+        st.changed = false;
+        let mut files: Vec<FileState> = st.dormant.values().cloned().collect();
+        for (path, id) in &st.current {
+            if let Some(p) = st.files.get(id) {
+                files.push(FileState {
+                    path: path.clone(),
+                    kind: p.meta.kind.clone(),
+                    host: p.meta.host.clone(),
+                    fingerprint: p.meta.fingerprint.clone(),
+                    fp_len: p.meta.fp_len,
+                    offset: p.acked,
+                    size: p.meta.size,
+                    updated_ms: p.updated_ms,
+                });
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Some(Snapshot {
+            version: 1,
+            written_ms: now_ms(),
+            files,
+            sinks: st.sinks.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(p: &str) -> FileMeta {
+        FileMeta {
+            path: p.into(),
+            kind: "inlog".into(),
+            host: "H".into(),
+            fingerprint: "0".into(),
+            fp_len: 0,
+            size: 0,
+        }
+    }
+
+    #[test]
+    fn checkpoint_moves_only_past_segments_every_sink_acked_in_order() {
+        let t = Tracker::new(&["a".into(), "b".into()], 8, &Snapshot::default());
+        t.register(1, meta("/f"), 0);
+        t.add_segment(1, 1, 100, 5);
+        t.add_segment(2, 1, 200, 5);
+        t.add_segment(3, 1, 250, 0); // blank lines only
+        t.ack("a", 2, 0);
+        t.ack("b", 2, 0);
+        assert_eq!(t.acked(1), Some(0), "segment 1 is not done yet");
+        t.ack("a", 1, 0);
+        assert_eq!(t.acked(1), Some(0), "sink b has not acked segment 1");
+        t.ack("b", 1, 0);
+        assert_eq!(t.acked(1), Some(250));
+        assert_eq!(t.in_flight(), 0);
+        let s = t.snapshot(false).unwrap();
+        assert_eq!(s.files[0].offset, 250);
+        assert_eq!(s.sinks["a"].acked_records, 10);
+        assert!(t.snapshot(false).is_none(), "unchanged");
+    }
+
+    #[test]
+    fn backpressure_waits_for_acks() {
+        let t = std::sync::Arc::new(Tracker::new(&["a".into()], 1, &Snapshot::default()));
+        t.register(1, meta("/f"), 0);
+        t.add_segment(1, 1, 10, 1);
+        assert!(!t.wait_for_room(Duration::from_millis(10)));
+        let t2 = t.clone();
+        let h = std::thread::spawn(move || t2.wait_for_room(Duration::from_secs(5)));
+        std::thread::sleep(Duration::from_millis(20));
+        t.ack("a", 1, 0);
+        assert!(h.join().unwrap());
+    }
+
+    #[test]
+    fn newer_generation_owns_the_path_and_retired_files_leave() {
+        let mut restored = Snapshot::default();
+        restored.files.push(FileState {
+            path: "/old".into(),
+            kind: "inlog".into(),
+            host: "H".into(),
+            fingerprint: "0".into(),
+            fp_len: 0,
+            offset: 7,
+            size: 7,
+            updated_ms: 0,
+        });
+        let t = Tracker::new(&["a".into()], 8, &restored);
+        t.register(1, meta("/f"), 0);
+        t.add_segment(1, 1, 100, 1);
+        t.register(2, meta("/f"), 0); // replaced under the same name
+        t.add_segment(2, 2, 30, 1);
+        t.ack("a", 2, 0);
+        t.ack("a", 1, 0);
+        let s = t.snapshot(true).unwrap();
+        let f = s.file("/f").unwrap();
+        assert_eq!(f.offset, 30);
+        assert_eq!(
+            s.file("/old").unwrap().offset,
+            7,
+            "dormant entries are kept"
+        );
+        t.retire(2);
+        assert!(t.snapshot(true).unwrap().file("/f").is_none());
+    }
+}

@@ -2,20 +2,36 @@
 //! run time.
 
 mod parse;
+mod run;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "epost-shipper", version, about = "Ships E-Post Mail Server logs to Elasticsearch, Loki and OpenTelemetry", long_about = None)]
 pub struct Cli {
+    /// Log level of the shipper's own messages (error, warn, info, debug, trace); RUST_LOG
+    /// overrides it
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    /// Format of the shipper's own messages on stderr
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print the records of log files (or `-` for stdin, or whole folders) as NDJSON
     Parse(parse::ParseArgs),
+    /// Tail the mail work folder and ship every record until stopped (Ctrl-C, SIGTERM)
+    Run(run::RunArgs),
 }
 
 pub struct Failure {
@@ -39,7 +55,28 @@ impl Failure {
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    init_logging(&cli.log_level, cli.log_format)?;
     match cli.command {
         Command::Parse(a) => parse::run(a),
+        Command::Run(a) => run::run(a),
     }
+}
+
+fn init_logging(level: &str, format: LogFormat) -> Result<(), Failure> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(format!(
+            "warn,epost_shipper={level},epost_shipper::cli={level}"
+        )),
+    }
+    .map_err(|e| Failure::usage(anyhow::anyhow!("bad --log-level / RUST_LOG: {e}")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
 }

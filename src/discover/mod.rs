@@ -3,6 +3,8 @@
 //! E-Post writes `<workdir>/<kind>/<COMPUTERNAME>/YYMMDD.log`, or without the computer level
 //! when clustering is off, and quarantines pairs in `<workdir>/viruslog/Bxxxx.RCP|.MSG`.
 
+pub mod scan;
+
 use std::io;
 use std::path::{Path, PathBuf};
 

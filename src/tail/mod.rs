@@ -1,3 +1,832 @@
-//! Tail: reading files from a checkpointed offset, line by line.
+//! Tail: reading every log file from its checkpoint, as E-Post appends to it.
+//!
+//! One thread reads all files in turn, a segment at a time, so that no file starves the
+//! others and memory stays bounded: it never holds more than `queue_segments`
+//! unacknowledged segments, and waits when the sinks fall behind (the files on disk are the
+//! buffer). It handles the daily new file, late writes to yesterday's file, partial last
+//! lines, truncation, files deleted or replaced under the same name, and thousands of old
+//! files with a bounded number of open handles.
 
+pub mod fingerprint;
 pub mod lines;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::ack::{FileMeta, Tracker};
+use crate::batch::{Encoding, FileId, Payload, Segment};
+use crate::checkpoint::FileState;
+use crate::config::{Pipeline, Source as SourceConfig, StartAt};
+use crate::discover::{self, LogFile, scan::Seen};
+use crate::kind::Kind;
+use crate::parse::time::Date;
+use crate::parse::{FileParser, ParseOptions, quarantine};
+use crate::record::{Record, Source};
+use fingerprint::Fingerprint;
+use lines::Lines;
+
+/// What to read, and when to stop.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Stop once everything that exists was read and acknowledged (`backfill`).
+    pub exit_when_caught_up: bool,
+    /// Only files whose name date is within these bounds (inclusive).
+    pub since: Option<Date>,
+    pub until: Option<Date>,
+    /// Apply `start_at` and `ignore_older_than` to files never seen before.
+    pub first_start_rules: bool,
+}
+
+impl Plan {
+    pub fn follow() -> Plan {
+        Plan {
+            exit_when_caught_up: false,
+            since: None,
+            until: None,
+            first_start_rules: true,
+        }
+    }
+}
+
+/// A sink's input: how it wants records encoded, and where segments go.
+pub struct Output {
+    pub encoding: Encoding,
+    pub tx: UnboundedSender<Arc<Segment>>,
+}
+
+/// Progress counters, for `backfill`'s progress display and the metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub lines: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
+    pub records: std::sync::atomic::AtomicU64,
+    pub files_done: std::sync::atomic::AtomicU64,
+    pub files_total: std::sync::atomic::AtomicU64,
+    pub bytes_total: std::sync::atomic::AtomicU64,
+    pub open_files: std::sync::atomic::AtomicU64,
+}
+
+const MAX_LINE: usize = 1 << 20;
+
+struct Tracked {
+    id: FileId,
+    log: LogFile,
+    source: Source,
+    handle: Option<same_file::Handle>,
+    /// Next byte to read from the file; `carry` holds the bytes before it that do not make a
+    /// complete line yet.
+    pos: u64,
+    carry: Vec<u8>,
+    parser: FileParser,
+    fp: Fingerprint,
+    size: u64,
+    modified: SystemTime,
+    newest: bool,
+    last_growth: Instant,
+    deleted: bool,
+    /// Nothing more to do (a shipped quarantine pair, or a file left alone as too old).
+    finished: bool,
+    /// A quarantine pair waiting for its files to settle.
+    seen_at: Instant,
+}
+
+pub struct Tailer {
+    cfg: SourceConfig,
+    pipeline: Pipeline,
+    plan: Plan,
+    options: ParseOptions,
+    tracker: Arc<Tracker>,
+    outputs: Vec<Output>,
+    files: BTreeMap<PathBuf, Tracked>,
+    restored: HashMap<String, FileState>,
+    next_id: FileId,
+    next_seq: u64,
+    scans: u64,
+    open: usize,
+    stop: Arc<AtomicBool>,
+    wake: std::sync::mpsc::Receiver<()>,
+    counters: Arc<Counters>,
+    buf: Vec<u8>,
+}
+
+impl Tailer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: SourceConfig,
+        pipeline: Pipeline,
+        plan: Plan,
+        tracker: Arc<Tracker>,
+        outputs: Vec<Output>,
+        restored: &[FileState],
+        stop: Arc<AtomicBool>,
+        wake: std::sync::mpsc::Receiver<()>,
+        counters: Arc<Counters>,
+    ) -> Tailer {
+        let options = ParseOptions {
+            encoding: cfg.encoding,
+            zone: cfg.zone,
+            redact: cfg.redact,
+        };
+        Tailer {
+            options,
+            restored: restored
+                .iter()
+                .map(|f| (f.path.clone(), f.clone()))
+                .collect(),
+            cfg,
+            pipeline,
+            plan,
+            tracker,
+            outputs,
+            files: BTreeMap::new(),
+            next_id: 1,
+            next_seq: 1,
+            scans: 0,
+            open: 0,
+            stop,
+            wake,
+            counters,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Runs until `stop` is set (or, for a backfill, until caught up). Returns whether it
+    /// caught up.
+    pub fn run(mut self) -> bool {
+        let mut last_scan = Instant::now() - Duration::from_secs(3600);
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            if last_scan.elapsed() >= self.cfg.poll_interval {
+                self.scan();
+                last_scan = Instant::now();
+            }
+            let worked = self.step();
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            if !worked {
+                if self.plan.exit_when_caught_up && self.caught_up() {
+                    return true;
+                }
+                let wait = self.cfg.poll_interval.min(Duration::from_millis(250));
+                match self.wake.recv_timeout(wait) {
+                    Ok(()) => {
+                        while self.wake.try_recv().is_ok() {}
+                        // a file appeared or changed: look now rather than at the next poll
+                        if last_scan.elapsed() >= Duration::from_millis(50) {
+                            self.scan();
+                            last_scan = Instant::now();
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        self.scans > 0
+            && self.files.values().all(|t| {
+                t.finished
+                    || (t.pos >= t.size
+                        && t.carry.is_empty()
+                        && t.parser.pending_offset().is_none())
+            })
+            && self.tracker.in_flight() == 0
+    }
+
+    fn scan(&mut self) {
+        let first = self.scans == 0;
+        self.scans += 1;
+        let seen = discover::scan::scan(&self.cfg.workdirs, &self.cfg.kinds);
+        let mut present: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+        let mut total_bytes = 0;
+        for s in seen {
+            if !self.in_plan(&s) {
+                continue;
+            }
+            present.insert(s.file.path.clone());
+            total_bytes += s.size;
+            match self.files.get_mut(&s.file.path) {
+                Some(t) => {
+                    t.newest = s.newest;
+                    t.modified = s.modified;
+                    if t.handle.is_none() && s.size != t.size {
+                        t.size = s.size;
+                    }
+                }
+                None => self.discovered(s, first),
+            }
+        }
+        self.counters
+            .files_total
+            .store(self.files.len() as u64, Ordering::Relaxed);
+        self.counters
+            .bytes_total
+            .store(total_bytes, Ordering::Relaxed);
+        // files that disappeared
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|p| !present.contains(*p))
+            .cloned()
+            .collect();
+        for p in gone {
+            let t = self.files.get_mut(&p).expect("listed above");
+            if !t.deleted {
+                tracing::info!(path = %p.display(), "file deleted; finishing what was written");
+                t.deleted = true;
+            }
+            if t.handle.is_none() {
+                self.tracker.retire(t.id);
+                self.files.remove(&p);
+            }
+        }
+        if first {
+            let dormant: Vec<String> = self
+                .restored
+                .keys()
+                .filter(|p| {
+                    !present.contains(Path::new(p.as_str())) && !Path::new(p.as_str()).exists()
+                })
+                .cloned()
+                .collect();
+            for p in dormant {
+                self.tracker.forget_dormant(&p);
+            }
+        }
+        // replaced under the same name (restore, copy): the open handle is another file now
+        let replaced: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(p, t)| {
+                t.handle
+                    .as_ref()
+                    .is_some_and(|h| same_file::Handle::from_path(p).is_ok_and(|other| &other != h))
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in replaced {
+            tracing::warn!(path = %p.display(), "file was replaced under the same name; reading the new one from the start");
+            self.restart(&p);
+        }
+    }
+
+    fn in_plan(&self, s: &Seen) -> bool {
+        if self.plan.since.is_none() && self.plan.until.is_none() {
+            return true;
+        }
+        let date = s.file.date().or_else(|| {
+            let d: chrono::DateTime<chrono::Local> = s.modified.into();
+            use chrono::Datelike;
+            Date::new(d.year(), d.month(), d.day())
+        });
+        match date {
+            Some(d) => {
+                self.plan.since.is_none_or(|x| d >= x) && self.plan.until.is_none_or(|x| d <= x)
+            }
+            None => true,
+        }
+    }
+
+    fn new_id(&mut self) -> FileId {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn source_of(&self, log: &LogFile) -> Source {
+        let host = self
+            .cfg
+            .host
+            .clone()
+            .or_else(|| log.host.clone())
+            .unwrap_or_else(discover::local_host_name);
+        Source::new(&host, log.kind, &log.path.to_string_lossy())
+    }
+
+    fn discovered(&mut self, s: Seen, first_scan: bool) {
+        let path_str = s.file.path.to_string_lossy().into_owned();
+        let source = self.source_of(&s.file);
+        let id = self.new_id();
+        let restored = self.restored.remove(&path_str);
+        let mut start = 0u64;
+        let mut fp = Fingerprint { hash: 0, len: 0 };
+        let mut finished = false;
+        match &restored {
+            Some(r) => {
+                let stored = Fingerprint::parse(&r.fingerprint, r.fp_len);
+                let same = match (stored, crate::platform::open_shared(&s.file.path)) {
+                    (Some(stored), Ok(mut f)) => stored.matches(&mut f).unwrap_or(false),
+                    _ => false,
+                };
+                if same && r.offset <= s.size {
+                    start = r.offset;
+                    fp = stored.expect("checked");
+                } else if same {
+                    tracing::warn!(path = %path_str, checkpoint = r.offset, size = s.size, "file is shorter than its checkpoint (truncated); reading it again from the start");
+                } else {
+                    tracing::warn!(path = %path_str, "file differs from the one checkpointed (replaced); reading it from the start");
+                }
+                if s.file.kind == Kind::Viruslog && same && r.offset > 0 {
+                    finished = true;
+                }
+            }
+            None if first_scan && self.plan.first_start_rules => {
+                let too_old = self.cfg.ignore_older_than.is_some_and(|age| {
+                    SystemTime::now()
+                        .duration_since(s.modified)
+                        .is_ok_and(|d| d > age)
+                });
+                if too_old {
+                    tracing::debug!(path = %path_str, "older than ignore_older_than; not read");
+                    finished = true;
+                    start = s.size;
+                } else if self.cfg.start_at == StartAt::End {
+                    start = s.size;
+                    if s.file.kind == Kind::Viruslog {
+                        finished = true;
+                    }
+                }
+            }
+            None => {}
+        }
+        let meta = FileMeta {
+            path: path_str.clone(),
+            kind: s.file.kind.name().to_string(),
+            host: source.host.to_string(),
+            fingerprint: fp.hex(),
+            fp_len: fp.len,
+            size: s.size,
+        };
+        // Files left alone are not checkpointed unless they were before.
+        if !finished || restored.is_some() {
+            self.tracker.register(id, meta, start);
+        }
+        let parser = FileParser::new(source.clone(), self.options);
+        self.files.insert(
+            s.file.path.clone(),
+            Tracked {
+                id,
+                source,
+                handle: None,
+                pos: start,
+                carry: Vec::new(),
+                parser,
+                fp,
+                size: s.size,
+                modified: s.modified,
+                newest: s.newest,
+                last_growth: Instant::now(),
+                deleted: false,
+                finished,
+                seen_at: Instant::now(),
+                log: s.file,
+            },
+        );
+    }
+
+    /// Starts a file over from byte 0 as a new generation.
+    fn restart(&mut self, path: &Path) {
+        let id = self.new_id();
+        let Some(t) = self.files.get_mut(path) else {
+            return;
+        };
+        if t.handle.take().is_some() {
+            self.open -= 1;
+        }
+        self.tracker.retire(t.id);
+        t.id = id;
+        t.pos = 0;
+        t.carry.clear();
+        t.parser = FileParser::new(t.source.clone(), self.options);
+        t.fp = Fingerprint { hash: 0, len: 0 };
+        t.finished = false;
+        t.deleted = false;
+        let meta = FileMeta {
+            path: path.to_string_lossy().into_owned(),
+            kind: t.log.kind.name().to_string(),
+            host: t.source.host.to_string(),
+            fingerprint: t.fp.hex(),
+            fp_len: 0,
+            size: t.size,
+        };
+        self.tracker.register(id, meta, 0);
+    }
+
+    /// One round over the files: at most one segment each. Returns whether anything was done.
+    fn step(&mut self) -> bool {
+        let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        let mut worked = false;
+        for p in paths {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match self.files.get(&p).map(|t| t.log.kind) {
+                Some(Kind::Viruslog) => worked |= self.step_quarantine(&p),
+                Some(_) => worked |= self.step_file(&p),
+                None => {}
+            }
+        }
+        self.counters
+            .open_files
+            .store(self.open as u64, Ordering::Relaxed);
+        worked
+    }
+
+    /// Waits for room in the pipeline; false if asked to stop meanwhile.
+    fn wait_for_room(&self) -> bool {
+        loop {
+            if self.tracker.wait_for_room(Duration::from_millis(200)) {
+                return true;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+        }
+    }
+
+    fn step_quarantine(&mut self, path: &Path) -> bool {
+        let settle = self.cfg.viruslog_settle;
+        let t = self.files.get_mut(path).expect("present");
+        if t.finished || t.deleted {
+            return false;
+        }
+        // E-Post writes the pair; wait until both files have stopped changing.
+        let msg = discover::message_of(path);
+        let recent = |p: &Path| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_none_or(|age| age < settle)
+        };
+        if recent(path)
+            || msg.as_deref().is_some_and(recent)
+            || t.seen_at.elapsed() < settle && msg.is_none()
+        {
+            return false;
+        }
+        if !self.wait_for_room() {
+            return false;
+        }
+        let t = self.files.get_mut(path).expect("present");
+        let rcp = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read quarantine file; will retry");
+                return false;
+            }
+        };
+        let mtime = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let msg_bytes = msg.as_ref().and_then(|p| std::fs::read(p).ok());
+        let msg_path = msg.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let mut payloads: Vec<Payload> = self.outputs.iter().map(|_| Payload::default()).collect();
+        let outputs = &self.outputs;
+        let mut records = 0u32;
+        let m = match (&msg_path, &msg_bytes) {
+            (Some(p), Some(b)) => Some(quarantine::Message { path: p, bytes: b }),
+            _ => None,
+        };
+        quarantine::record(
+            &t.source,
+            &self.options,
+            &rcp,
+            mtime,
+            m,
+            &mut |r: &Record<'_>| {
+                records += 1;
+                for (o, p) in outputs.iter().zip(payloads.iter_mut()) {
+                    o.encoding.encode(r, p);
+                }
+            },
+        );
+        let fp = xxhash_rust::xxh3::xxh3_64(&rcp[..rcp.len().min(fingerprint::LEN as usize)]);
+        let fp_len = rcp.len().min(fingerprint::LEN as usize) as u32;
+        let end = (rcp.len() as u64).max(1);
+        t.finished = true;
+        t.pos = end;
+        t.size = end;
+        let id = t.id;
+        self.tracker.update_meta(id, |m| {
+            m.fingerprint = format!("{fp:016x}");
+            m.fp_len = fp_len;
+            m.size = end;
+        });
+        self.counters.files_done.fetch_add(1, Ordering::Relaxed);
+        self.emit_segment(id, Kind::Viruslog, end, records, rcp.len() as u64, payloads);
+        true
+    }
+
+    fn open_handle(&mut self, path: &Path) -> bool {
+        if self.open >= self.cfg.max_open_files && !self.close_one_idle() {
+            return false;
+        }
+        let t = self.files.get_mut(path).expect("present");
+        let mut file = match crate::platform::open_shared(path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open log file; will retry");
+                return false;
+            }
+        };
+        if t.fp.len > 0 {
+            match t.fp.matches(&mut file) {
+                Ok(true) => {}
+                _ => {
+                    drop(file);
+                    tracing::warn!(path = %path.display(), "file changed under the same name; reading the new one from the start");
+                    self.restart(path);
+                    return false;
+                }
+            }
+        }
+        if let Err(e) = file.seek(SeekFrom::Start(t.pos)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot seek in log file; will retry");
+            return false;
+        }
+        match same_file::Handle::from_file(file) {
+            Ok(h) => {
+                t.handle = Some(h);
+                self.open += 1;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot identify log file; will retry");
+                false
+            }
+        }
+    }
+
+    /// Closes the handle of the file idle longest that is not being written today.
+    fn close_one_idle(&mut self) -> bool {
+        let victim = self
+            .files
+            .iter()
+            .filter(|(_, t)| {
+                t.handle.is_some()
+                    && !t.newest
+                    && t.carry.is_empty()
+                    && t.parser.pending_offset().is_none()
+                    && t.pos >= t.size
+            })
+            .min_by_key(|(_, t)| t.last_growth)
+            .map(|(p, _)| p.clone());
+        match victim {
+            Some(p) => {
+                let t = self.files.get_mut(&p).expect("present");
+                t.handle = None;
+                self.open -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn step_file(&mut self, path: &Path) -> bool {
+        let (needs_data, finished) = {
+            let t = self.files.get(path).expect("present");
+            (t.size > t.pos || t.handle.is_some(), t.finished)
+        };
+        if finished || !needs_data {
+            return self.maybe_flush_idle(path);
+        }
+        if self.files.get(path).is_some_and(|t| t.handle.is_none()) && !self.open_handle(path) {
+            return false;
+        }
+        // current size, from the open handle
+        let size = {
+            let t = self.files.get_mut(path).expect("present");
+            match t.handle.as_ref().map(|h| h.as_file().metadata()) {
+                Some(Ok(m)) => m.len(),
+                _ => t.size,
+            }
+        };
+        let t = self.files.get_mut(path).expect("present");
+        let lines_waiting = memchr::memchr(b'\n', &t.carry).is_some();
+        if size < t.pos {
+            tracing::warn!(path = %path.display(), size, offset = t.pos, "file was truncated; reading it again from the start");
+            self.restart(path);
+            return true;
+        }
+        if size > t.size {
+            t.last_growth = Instant::now();
+        }
+        t.size = size;
+        if size == t.pos && !lines_waiting {
+            return self.at_eof(path);
+        }
+        if !self.wait_for_room() {
+            return false;
+        }
+        self.read_segment(path);
+        true
+    }
+
+    /// Nothing new to read: flush what waits on time, close idle rotated files, finish
+    /// deleted ones.
+    fn at_eof(&mut self, path: &Path) -> bool {
+        let worked = self.maybe_flush_idle(path);
+        let close_inactive = self.cfg.close_inactive;
+        let t = self.files.get_mut(path).expect("present");
+        let idle = t.last_growth.elapsed();
+        let settled = t.carry.is_empty() && t.parser.pending_offset().is_none();
+        if t.deleted && (settled || idle >= self.cfg.partial_line_timeout) {
+            // Deleted: what was written is read; flush the rest and let it go.
+            if !settled {
+                self.flush(path, true);
+            }
+            let t = self.files.get_mut(path).expect("present");
+            if t.handle.take().is_some() {
+                self.open -= 1;
+            }
+            self.tracker.retire(t.id);
+            self.counters.files_done.fetch_add(1, Ordering::Relaxed);
+            self.files.remove(path);
+            return true;
+        }
+        let old_day = !t.newest || self.plan.exit_when_caught_up;
+        if t.handle.is_some()
+            && settled
+            && old_day
+            && (idle >= close_inactive || self.plan.exit_when_caught_up)
+        {
+            t.handle = None;
+            self.open -= 1;
+            self.counters.files_done.fetch_add(1, Ordering::Relaxed);
+        }
+        worked
+    }
+
+    /// Emits a multi-line record or a partial last line that has waited long enough.
+    fn maybe_flush_idle(&mut self, path: &Path) -> bool {
+        let t = self.files.get(path).expect("present");
+        let idle = t.last_growth.elapsed();
+        let partial_due = !t.carry.is_empty()
+            && idle >= self.cfg.partial_line_timeout
+            && !self.plan.exit_when_caught_up;
+        let pending_due = t.parser.pending_offset().is_some()
+            && (idle >= self.cfg.multiline_timeout || self.plan.exit_when_caught_up);
+        if partial_due || pending_due {
+            if !self.wait_for_room() {
+                return false;
+            }
+            return self.flush(path, partial_due);
+        }
+        false
+    }
+
+    /// Emits the pending multi-line record, and the partial last line too if `partial`.
+    fn flush(&mut self, path: &Path, partial: bool) -> bool {
+        let outputs = &self.outputs;
+        let t = self.files.get_mut(path).expect("present");
+        let mut payloads: Vec<Payload> = outputs.iter().map(|_| Payload::default()).collect();
+        let mut records = 0u32;
+        let mut emit = |r: &Record<'_>| {
+            records += 1;
+            for (o, p) in outputs.iter().zip(payloads.iter_mut()) {
+                o.encoding.encode(r, p);
+            }
+        };
+        let mut end = t.pos - t.carry.len() as u64;
+        if partial && !t.carry.is_empty() {
+            tracing::debug!(path = %path.display(), "flushing a last line that has no line end after waiting");
+            let carry = std::mem::take(&mut t.carry);
+            t.parser.push_line(end, &carry, &mut emit);
+            end = t.pos;
+            self.counters.lines.fetch_add(1, Ordering::Relaxed);
+        }
+        t.parser.flush(&mut emit);
+        let id = t.id;
+        let kind = t.log.kind;
+        self.emit_segment(id, kind, end, records, 0, payloads);
+        true
+    }
+
+    fn read_segment(&mut self, path: &Path) {
+        let max_bytes = self.pipeline.segment_max_bytes.0 as usize;
+        let max_records = self.pipeline.segment_max_records as u32;
+        let outputs = &self.outputs;
+        let t = self.files.get_mut(path).expect("present");
+        let Some(h) = t.handle.as_mut() else { return };
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.extend_from_slice(&t.carry);
+        let base = t.pos - t.carry.len() as u64;
+        let want = max_bytes.saturating_sub(buf.len()).max(4096);
+        let start_len = buf.len();
+        buf.resize(start_len + want, 0);
+        let n = match h.as_file_mut().read(&mut buf[start_len..]) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "read failed; will retry");
+                buf.truncate(0);
+                self.buf = buf;
+                return;
+            }
+        };
+        buf.truncate(start_len + n);
+        t.pos += n as u64;
+        if n > 0 {
+            t.last_growth = Instant::now();
+        }
+        let mut payloads: Vec<Payload> = outputs.iter().map(|_| Payload::default()).collect();
+        let counted = std::cell::Cell::new(0u32);
+        let mut consumed = 0usize;
+        let mut lines = 0u64;
+        {
+            let mut emit = |r: &Record<'_>| {
+                counted.set(counted.get() + 1);
+                for (o, p) in outputs.iter().zip(payloads.iter_mut()) {
+                    o.encoding.encode(r, p);
+                }
+            };
+            for line in Lines::with_base(&buf, base) {
+                // A "line" longer than this is not a log line (binary junk, a file of NULs):
+                // cut it rather than buffer without bound.
+                if !line.complete && line.bytes.len() < MAX_LINE {
+                    break;
+                }
+                let start = line.end - line.bytes.len() as u64 - u64::from(line.complete);
+                t.parser.push_line(start, line.bytes, &mut emit);
+                consumed = (line.end - base) as usize;
+                lines += 1;
+                if counted.get() >= max_records {
+                    break;
+                }
+            }
+        }
+        let records = counted.get();
+        t.carry.clear();
+        t.carry.extend_from_slice(&buf[consumed..]);
+        let end = t.parser.pending_offset().unwrap_or(base + consumed as u64);
+        // a longer fingerprint once the file has grown
+        if t.fp.len < fingerprint::LEN
+            && t.pos > u64::from(t.fp.len)
+            && let Ok(fp) = Fingerprint::of(h.as_file_mut())
+        {
+            t.fp = fp;
+            let (hex, len, size) = (fp.hex(), fp.len, t.size);
+            self.tracker.update_meta(t.id, |m| {
+                m.fingerprint = hex;
+                m.fp_len = len;
+                m.size = size;
+            });
+        } else {
+            let size = t.size;
+            self.tracker.update_meta(t.id, |m| m.size = size);
+        }
+        let (id, kind) = (t.id, t.log.kind);
+        self.counters.lines.fetch_add(lines, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.buf = buf;
+        self.emit_segment(id, kind, end, records, n as u64, payloads);
+    }
+
+    fn emit_segment(
+        &mut self,
+        file: FileId,
+        kind: Kind,
+        end: u64,
+        records: u32,
+        log_bytes: u64,
+        payloads: Vec<Payload>,
+    ) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.counters
+            .records
+            .fetch_add(u64::from(records), Ordering::Relaxed);
+        self.tracker.add_segment(seq, file, end, records);
+        if records == 0 {
+            return;
+        }
+        let seg = Arc::new(Segment {
+            seq,
+            file,
+            end,
+            records,
+            log_bytes,
+            kind,
+            payloads,
+        });
+        for o in &self.outputs {
+            // a closed channel means that sink has stopped; shutdown is under way
+            let _ = o.tx.send(seg.clone());
+        }
+    }
+}

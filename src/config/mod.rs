@@ -1,0 +1,484 @@
+//! The TOML configuration. Every key has a default, so a minimal file names only the mail
+//! work folder and one sink. Errors name the file, line, column and key, with a hint.
+
+mod error;
+mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use error::{ConfigError, Located};
+pub use units::{ByteSize, HumanDuration};
+
+use crate::decode::Encoding;
+use crate::kind::Kind;
+use crate::parse::time::Zone;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: Spanned<RawSource>,
+    #[serde(default)]
+    pipeline: Pipeline,
+    #[serde(default, rename = "sink")]
+    sinks: Vec<Spanned<SinkConfig>>,
+    #[serde(default)]
+    retention: Retention,
+    #[serde(default)]
+    metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    workdir: Option<Spanned<String>>,
+    workdirs: Option<Spanned<Vec<String>>>,
+    #[serde(default = "default_kinds")]
+    kinds: Spanned<Vec<String>>,
+    #[serde(default = "default_host")]
+    host: String,
+    #[serde(default = "empty")]
+    encoding: Spanned<String>,
+    #[serde(default = "empty")]
+    timezone: Spanned<String>,
+    #[serde(default)]
+    start_at: StartAt,
+    #[serde(default = "default_ignore_older")]
+    ignore_older_than: Option<HumanDuration>,
+    state_dir: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    redact: bool,
+    #[serde(default = "default_poll")]
+    poll_interval: HumanDuration,
+    #[serde(default = "default_partial")]
+    partial_line_timeout: HumanDuration,
+    #[serde(default = "default_multiline")]
+    multiline_timeout: HumanDuration,
+    #[serde(default = "default_close_inactive")]
+    close_inactive: HumanDuration,
+    #[serde(default = "default_max_open")]
+    max_open_files: usize,
+    #[serde(default = "default_settle")]
+    viruslog_settle: HumanDuration,
+}
+
+fn default_kinds() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, vec!["all".to_string()])
+}
+fn empty() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
+}
+fn default_host() -> String {
+    "auto".into()
+}
+fn default_ignore_older() -> Option<HumanDuration> {
+    Some(HumanDuration(Duration::from_secs(7 * 86_400)))
+}
+fn yes() -> bool {
+    true
+}
+fn default_poll() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+fn default_partial() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_multiline() -> HumanDuration {
+    HumanDuration(Duration::from_secs(2))
+}
+fn default_close_inactive() -> HumanDuration {
+    HumanDuration(Duration::from_secs(300))
+}
+fn default_max_open() -> usize {
+    64
+}
+fn default_settle() -> HumanDuration {
+    HumanDuration(Duration::from_secs(2))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    End,
+}
+
+/// Where and how logs are read.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub workdirs: Vec<PathBuf>,
+    pub kinds: Vec<Kind>,
+    /// `None` = "auto": the `<COMPUTERNAME>` folder, else this machine's name.
+    pub host: Option<String>,
+    pub encoding: Encoding,
+    pub zone: Zone,
+    pub start_at: StartAt,
+    pub ignore_older_than: Option<Duration>,
+    pub state_dir: PathBuf,
+    pub redact: bool,
+    pub poll_interval: Duration,
+    pub partial_line_timeout: Duration,
+    pub multiline_timeout: Duration,
+    pub close_inactive: Duration,
+    pub max_open_files: usize,
+    pub viruslog_settle: Duration,
+}
+
+/// Bounds between stages: memory stays below roughly
+/// `queue_segments × segment_max_bytes × (1 + number of sinks)` whatever the sinks do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pipeline {
+    /// Segments read but not yet acknowledged by every sink; reading pauses beyond this.
+    pub queue_segments: usize,
+    /// Log bytes per segment (the unit of reading, encoding and acknowledgement).
+    pub segment_max_bytes: ByteSize,
+    pub segment_max_records: usize,
+    pub checkpoint_interval: HumanDuration,
+    pub shutdown_timeout: HumanDuration,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            queue_segments: 16,
+            segment_max_bytes: ByteSize(256 * 1024),
+            segment_max_records: 2000,
+            checkpoint_interval: HumanDuration(Duration::from_secs(1)),
+            shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// One `[[sink]]` table; `type` selects the variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    File(FileSink),
+    Stdout(StdoutSink),
+}
+
+impl SinkConfig {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkConfig::File(_) => "file",
+            SinkConfig::Stdout(_) => "stdout",
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            SinkConfig::File(s) => s.name.as_deref(),
+            SinkConfig::Stdout(s) => s.name.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSink {
+    pub name: Option<String>,
+    /// NDJSON, appended; fsynced before acknowledging.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutSink {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionAction {
+    Gzip,
+    Delete,
+    #[default]
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub keep_days: u32,
+    pub action: RetentionAction,
+    /// Run the retention job inside `run` this often; absent = only by `cleanup`.
+    pub schedule: Option<HumanDuration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_days: 30,
+            action: RetentionAction::None,
+            schedule: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// `host:port` for Prometheus `/metrics` and `/health`; empty = off.
+    pub listen: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+/// A named sink: `name` is unique, from config or `type` + position.
+#[derive(Debug, Clone)]
+pub struct NamedSink {
+    pub name: String,
+    pub config: SinkConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub source: Source,
+    pub pipeline: Pipeline,
+    pub sinks: Vec<NamedSink>,
+    pub retention: Retention,
+    pub metrics: Metrics,
+}
+
+impl Config {
+    /// Reads and validates `path`. Relative paths inside are relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+            file: path.to_path_buf(),
+            error: e,
+        })?;
+        Config::from_str(path, &text)
+    }
+
+    pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let at =
+            |span: std::ops::Range<usize>, key: &str, message: String, hint: Option<String>| {
+                ConfigError::at(path, text, span, key, message, hint)
+            };
+        let src_span = raw.source.span();
+        let s = raw.source.into_inner();
+
+        let mut workdirs = Vec::new();
+        let mut wd_span = src_span.clone();
+        if let Some(w) = &s.workdir {
+            wd_span = w.span();
+            workdirs.push(w.get_ref().clone());
+        }
+        if let Some(ws) = &s.workdirs {
+            wd_span = ws.span();
+            workdirs.extend(ws.get_ref().iter().cloned());
+        }
+        if workdirs.is_empty() {
+            return Err(at(
+                src_span,
+                "source.workdir",
+                "no mail work folder given".into(),
+                Some("add `workdir = 'C:\\mail'` (or `workdirs = [...]`) to [source]".into()),
+            ));
+        }
+        let mut dirs = Vec::new();
+        for w in &workdirs {
+            let p = resolve(&base, w);
+            if !p.is_dir() {
+                return Err(at(
+                    wd_span.clone(),
+                    "source.workdir",
+                    format!(
+                        "mail work folder `{}` does not exist or is not a folder",
+                        p.display()
+                    ),
+                    None,
+                ));
+            }
+            dirs.push(p);
+        }
+
+        let mut kinds = Vec::new();
+        for k in s.kinds.get_ref() {
+            if k.eq_ignore_ascii_case("all") {
+                kinds.extend(Kind::ALL);
+            } else {
+                match k.parse::<Kind>() {
+                    Ok(kind) => kinds.push(kind),
+                    Err(e) => {
+                        return Err(at(
+                            s.kinds.span(),
+                            "source.kinds",
+                            e.to_string(),
+                            error::closest(k, Kind::ALL.iter().map(|k| k.name()))
+                                .map(|c| format!("did you mean `{c}`?")),
+                        ));
+                    }
+                }
+            }
+        }
+        kinds.sort();
+        kinds.dedup();
+
+        let encoding = if s.encoding.get_ref().is_empty() {
+            Encoding::Cp932
+        } else {
+            s.encoding
+                .get_ref()
+                .parse()
+                .map_err(|e: crate::decode::UnknownEncoding| {
+                    at(s.encoding.span(), "source.encoding", e.to_string(), None)
+                })?
+        };
+        let zone = if s.timezone.get_ref().is_empty() {
+            Zone::default()
+        } else {
+            s.timezone
+                .get_ref()
+                .parse()
+                .map_err(|e: crate::parse::time::UnknownZone| {
+                    at(s.timezone.span(), "source.timezone", e.to_string(), None)
+                })?
+        };
+        let (state_dir, sd_span) = match &s.state_dir {
+            Some(d) => (resolve(&base, d.get_ref()), d.span()),
+            None => (crate::platform::default_state_dir(&base), src_span.clone()),
+        };
+        if let Err(e) = check_writable(&state_dir) {
+            return Err(at(
+                sd_span,
+                "source.state_dir",
+                format!(
+                    "state folder `{}` is not writable: {e}",
+                    state_dir.display()
+                ),
+                None,
+            ));
+        }
+        let host = (!s.host.eq_ignore_ascii_case("auto") && !s.host.is_empty()).then_some(s.host);
+
+        if raw.sinks.is_empty() {
+            return Err(ConfigError::at(
+                path,
+                text,
+                0..0,
+                "sink",
+                "no [[sink]] configured".into(),
+                Some("add for example:\n  [[sink]]\n  type = \"stdout\"".into()),
+            ));
+        }
+        let mut sinks: Vec<NamedSink> = Vec::new();
+        for (i, sp) in raw.sinks.into_iter().enumerate() {
+            let span = sp.span();
+            let mut cfg = sp.into_inner();
+            let name = cfg
+                .name()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}-{}", cfg.type_name(), i + 1));
+            if sinks.iter().any(|s| s.name == name) {
+                return Err(at(
+                    span,
+                    "sink.name",
+                    format!("two sinks are named `{name}`"),
+                    None,
+                ));
+            }
+            if let SinkConfig::File(f) = &mut cfg {
+                f.path = resolve(&base, &f.path.to_string_lossy());
+            }
+            sinks.push(NamedSink { name, config: cfg });
+        }
+        let p = &raw.pipeline;
+        if p.queue_segments == 0 || p.segment_max_records == 0 || p.segment_max_bytes.0 < 4096 {
+            return Err(ConfigError::at(
+                path,
+                text,
+                0..0,
+                "pipeline",
+                "queue_segments and segment_max_records must be at least 1, segment_max_bytes at least 4 KiB".into(),
+                None,
+            ));
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            source: Source {
+                workdirs: dirs,
+                kinds,
+                host,
+                encoding,
+                zone,
+                start_at: s.start_at,
+                ignore_older_than: s.ignore_older_than.map(|d| d.0),
+                state_dir,
+                redact: s.redact,
+                poll_interval: s.poll_interval.0,
+                partial_line_timeout: s.partial_line_timeout.0,
+                multiline_timeout: s.multiline_timeout.0,
+                close_inactive: s.close_inactive.0,
+                max_open_files: s.max_open_files.max(4),
+                viruslog_settle: s.viruslog_settle.0,
+            },
+            pipeline: raw.pipeline,
+            sinks,
+            retention: raw.retention,
+            metrics: raw.metrics,
+        })
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() || crate::platform::is_absolute_windows(p) {
+        path.to_path_buf()
+    } else {
+        clean(&base.join(path))
+    }
+}
+
+/// Removes `.` and `a/..` lexically, so that `log.file.path` reads `examples/mail/...` rather
+/// than `config/../examples/mail/...` (no symlink resolution, no `\\?\` prefixes on Windows).
+fn clean(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                _ => out.push(c),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
+}
+
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(&probe)
+}
+
+#[cfg(test)]
+mod tests;

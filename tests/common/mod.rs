@@ -1,0 +1,187 @@
+//! Helpers for tests that run the pipeline over a temporary mail work folder.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use epost_shipper::config::Config;
+use epost_shipper::pipeline::{self, Summary};
+use epost_shipper::tail::{Counters, Plan};
+use serde_json::Value;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub mail: PathBuf,
+    pub out: PathBuf,
+    pub state: PathBuf,
+}
+
+pub struct Running {
+    pub stop: Arc<AtomicBool>,
+    pub counters: Arc<Counters>,
+    handle: Option<std::thread::JoinHandle<Summary>>,
+}
+
+impl Running {
+    pub fn stop(mut self) -> Summary {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().expect("pipeline thread")
+    }
+
+    pub fn join(mut self) -> Summary {
+        self.handle.take().unwrap().join().expect("pipeline thread")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mail = dir.path().join("mail");
+        std::fs::create_dir_all(&mail).unwrap();
+        Harness {
+            out: dir.path().join("out/records.ndjson"),
+            state: dir.path().join("state"),
+            mail,
+            dir,
+        }
+    }
+
+    /// A config with short timings; `extra` is added to `[source]`.
+    pub fn config(&self, extra: &str) -> Config {
+        self.config_with(extra, "")
+    }
+
+    pub fn config_with(&self, extra: &str, pipeline: &str) -> Config {
+        let defaults = [
+            ("ignore_older_than", "\"3650d\""),
+            ("poll_interval", "\"100ms\""),
+            ("partial_line_timeout", "\"1s\""),
+            ("multiline_timeout", "\"300ms\""),
+            ("close_inactive", "\"500ms\""),
+            ("viruslog_settle", "\"100ms\""),
+        ];
+        let mut source = String::new();
+        for (k, v) in defaults {
+            if !extra.contains(k) {
+                source.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        let text = format!(
+            r#"
+[source]
+workdir = '{mail}'
+state_dir = '{state}'
+{source}
+{extra}
+
+[pipeline]
+checkpoint_interval = "100ms"
+shutdown_timeout = "10s"
+{pipeline}
+
+[[sink]]
+type = "file"
+path = '{out}'
+"#,
+            mail = self.mail.display(),
+            state = self.state.display(),
+            out = self.out.display(),
+        );
+        let path = self.dir.path().join("shipper.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn start(&self, config: Config) -> Running {
+        self.start_plan(config, Plan::follow())
+    }
+
+    pub fn start_plan(&self, config: Config, plan: Plan) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let (s, c) = (stop.clone(), counters.clone());
+        let handle =
+            std::thread::spawn(move || pipeline::run(&config, plan, s, c).expect("pipeline"));
+        Running {
+            stop,
+            counters,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn log(&self, kind: &str, host: &str, name: &str) -> PathBuf {
+        let p = self.mail.join(kind).join(host).join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        p
+    }
+
+    pub fn records(&self) -> Vec<Value> {
+        match std::fs::read_to_string(&self.out) {
+            Ok(t) => t
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("sink lines are JSON"))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.records()
+            .iter()
+            .map(|r| r["message"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Waits until `pred(records)` holds; panics with the records after `secs`.
+    pub fn wait_until(&self, secs: u64, what: &str, pred: impl Fn(&[Value]) -> bool) {
+        let start = Instant::now();
+        loop {
+            let r = self.records();
+            if pred(&r) {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                panic!(
+                    "timed out waiting for {what}; have {} records: {:#?}",
+                    r.len(),
+                    r.iter().map(|v| v["message"].clone()).collect::<Vec<_>>()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn checkpoint(&self) -> Value {
+        let t = std::fs::read_to_string(self.state.join("checkpoints.json")).unwrap();
+        serde_json::from_str(t.lines().next().unwrap()).unwrap()
+    }
+}
+
+pub fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f.flush().unwrap();
+}
+
+/// An inlog line for message `n` at `day`/Nov/2017.
+pub fn inlog_line(n: u32, day: u32) -> String {
+    format!(
+        "<B{n:010}@mx.example.jp> [{day:02}/Nov/2017:08:00:00] 203.0.113.5 client.example.net alice@example.net bob@example.jp\r\n"
+    )
+}
