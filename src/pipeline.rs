@@ -58,9 +58,11 @@ pub fn run(
     }
     let mut sinks = Vec::new();
     for s in &config.sinks {
-        sinks.push(Sink::new(s).map_err(|error| PipelineError::Sink {
-            name: s.name.clone(),
-            error,
+        sinks.push(Sink::new(s, &config.source.state_dir).map_err(|error| {
+            PipelineError::Sink {
+                name: s.name.clone(),
+                error,
+            }
         })?);
     }
     let names: Vec<String> = sinks.iter().map(|s| s.name.clone()).collect();
@@ -85,7 +87,7 @@ pub fn run(
             encoding: sink.encoding(),
             tx,
         });
-        tasks.push(runtime.spawn(sink::run(sink, idx, rx, tracker.clone(), 64)));
+        tasks.push(runtime.spawn(sink::run(sink, idx, rx, tracker.clone())));
     }
 
     // Filesystem events wake the tailer at once; it polls anyway (network shares, missed

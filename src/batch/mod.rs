@@ -47,20 +47,30 @@ pub struct Segment {
     pub payloads: Vec<Payload>,
 }
 
-/// How a sink wants its records encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a sink wants its records encoded. Encoding happens on the tailer's thread, straight
+/// into the segment's payload, once per sink.
+#[derive(Debug, Clone)]
 pub enum Encoding {
     /// One JSON document per line (file and stdout sinks).
     Ndjson,
+    /// Elasticsearch `_bulk` pairs: a `create` action with `_index` and `_id`, then the document.
+    EsBulk(std::sync::Arc<crate::sink::elasticsearch::BulkEncoder>),
+    /// Loki push entries (the Loki sink's own per-record layout).
+    Loki(std::sync::Arc<crate::sink::loki::LokiEncoder>),
+    /// OTLP `LogRecord`s (the OTLP sink's own per-record layout).
+    Otlp(std::sync::Arc<crate::sink::otlp::OtlpEncoder>),
 }
 
 impl Encoding {
-    pub fn encode(self, rec: &Record<'_>, out: &mut Payload) {
+    pub fn encode(&self, rec: &Record<'_>, out: &mut Payload) {
         match self {
             Encoding::Ndjson => {
                 rec.write_json(&mut out.data);
                 out.data.push(b'\n');
             }
+            Encoding::EsBulk(e) => e.encode(rec, &mut out.data),
+            Encoding::Loki(e) => e.encode(rec, &mut out.data),
+            Encoding::Otlp(e) => e.encode(rec, &mut out.data),
         }
         out.ends.push(out.data.len() as u32);
     }

@@ -2,6 +2,7 @@
 //! work folder and one sink. Errors name the file, line, column and key, with a hint.
 
 mod error;
+mod sinks;
 mod units;
 
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use error::{ConfigError, Located};
+pub use sinks::*;
 pub use units::{ByteSize, HumanDuration};
 
 use crate::decode::Encoding;
@@ -152,44 +154,6 @@ impl Default for Pipeline {
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
         }
     }
-}
-
-/// One `[[sink]]` table; `type` selects the variant.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum SinkConfig {
-    File(FileSink),
-    Stdout(StdoutSink),
-}
-
-impl SinkConfig {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkConfig::File(_) => "file",
-            SinkConfig::Stdout(_) => "stdout",
-        }
-    }
-
-    pub fn name(&self) -> Option<&str> {
-        match self {
-            SinkConfig::File(s) => s.name.as_deref(),
-            SinkConfig::Stdout(s) => s.name.as_deref(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSink {
-    pub name: Option<String>,
-    /// NDJSON, appended; fsynced before acknowledging.
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct StdoutSink {
-    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::SinkError;
+use super::{Delivered, Probe, SinkError};
 use crate::batch::Segment;
 
 pub struct FileSink {
@@ -23,7 +23,22 @@ impl FileSink {
         }
     }
 
-    pub async fn deliver(&mut self, idx: usize, batch: &[Arc<Segment>]) -> Result<u64, SinkError> {
+    pub async fn probe(&self) -> Result<Probe, SinkError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || open(&path).map(|_| ()))
+            .await
+            .map_err(|e| SinkError::Transient(e.to_string()))?
+            .map_err(SinkError::Transient)?;
+        Ok(Probe {
+            server: format!("file {}", self.path.display()),
+        })
+    }
+
+    pub async fn deliver(
+        &self,
+        idx: usize,
+        batch: &[Arc<Segment>],
+    ) -> Result<Delivered, SinkError> {
         let file = self.file.clone();
         let batch: Vec<Arc<Segment>> = batch.to_vec();
         let path = self.path.clone();
@@ -46,7 +61,7 @@ impl FileSink {
         .await
         .map_err(|e| SinkError::Transient(e.to_string()))?
         .map_err(SinkError::Transient)?;
-        Ok(0)
+        Ok(Delivered::default())
     }
 }
 

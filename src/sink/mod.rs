@@ -1,59 +1,122 @@
 //! Sink: where segments go. Sinks know nothing of files: they receive encoded segments and
-//! acknowledge each one once every record in it is stored (or dead-lettered with a reason).
+//! acknowledge each one once every record in it is stored, or dead-lettered with the sink's
+//! reason. Transient failures (connection, 429, 5xx) are retried with backoff, forever: the
+//! files on disk are the buffer, and backpressure pauses reading meanwhile.
 
 pub mod dead_letter;
+pub mod elasticsearch;
 mod file;
+pub mod http;
+pub mod loki;
+pub mod otlp;
 mod stdout;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::ack::Tracker;
 use crate::batch::{Encoding, Segment};
-use crate::config::{NamedSink, SinkConfig};
+use crate::config::{BatchPolicy, NamedSink, SinkConfig};
+use dead_letter::DeadLetter;
 
-/// A sink's failure to store a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// Worth retrying (I/O, connection, 429, 5xx): nothing was lost, the batch is sent again.
     #[error("{0}")]
     Transient(String),
+    /// The sink cannot work as configured (bad URL, unreadable certificate, auth refused).
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What a delivery did with each segment of the batch: how many of its records went to the
+/// dead-letter file (the rest are stored).
+#[derive(Debug, Default)]
+pub struct Delivered {
+    pub dead_lettered: Vec<u64>,
 }
 
 enum Kind {
     File(file::FileSink),
     Stdout(stdout::StdoutSink),
+    Elasticsearch(elasticsearch::ElasticsearchSink),
+    Loki(loki::LokiSink),
+    Otlp(otlp::OtlpSink),
 }
 
 pub struct Sink {
     pub name: String,
+    pub policy: BatchPolicy,
     kind: Kind,
 }
 
+/// What `check` reports of a sink.
+#[derive(Debug)]
+pub struct Probe {
+    /// e.g. "Elasticsearch 8.19.2"
+    pub server: String,
+}
+
 impl Sink {
-    pub fn new(cfg: &NamedSink) -> Result<Sink, SinkError> {
+    pub fn new(cfg: &NamedSink, state_dir: &std::path::Path) -> Result<Sink, SinkError> {
+        let dead = Arc::new(DeadLetter::new(state_dir, &cfg.name));
         let kind = match &cfg.config {
             SinkConfig::File(f) => Kind::File(file::FileSink::new(&f.path)),
             SinkConfig::Stdout(_) => Kind::Stdout(stdout::StdoutSink),
+            SinkConfig::Elasticsearch(c) => {
+                Kind::Elasticsearch(elasticsearch::ElasticsearchSink::new(&cfg.name, c, dead)?)
+            }
+            SinkConfig::Loki(c) => Kind::Loki(loki::LokiSink::new(&cfg.name, c, dead)?),
+            SinkConfig::Otlp(c) => Kind::Otlp(otlp::OtlpSink::new(&cfg.name, c, dead)?),
         };
         Ok(Sink {
             name: cfg.name.clone(),
+            policy: cfg.config.batch(),
             kind,
         })
     }
 
     pub fn encoding(&self) -> Encoding {
-        match self.kind {
+        match &self.kind {
             Kind::File(_) | Kind::Stdout(_) => Encoding::Ndjson,
+            Kind::Elasticsearch(s) => s.encoding(),
+            Kind::Loki(s) => s.encoding(),
+            Kind::Otlp(s) => s.encoding(),
         }
     }
 
-    async fn deliver(&mut self, idx: usize, batch: &[Arc<Segment>]) -> Result<u64, SinkError> {
-        match &mut self.kind {
+    /// One-time setup before the first delivery (index templates...).
+    pub async fn start(&self) -> Result<(), SinkError> {
+        match &self.kind {
+            Kind::Elasticsearch(s) => s.start().await,
+            Kind::Loki(s) => s.start().await,
+            Kind::Otlp(s) => s.start().await,
+            Kind::File(_) | Kind::Stdout(_) => Ok(()),
+        }
+    }
+
+    /// Reachable, authenticated, which server and version.
+    pub async fn probe(&self) -> Result<Probe, SinkError> {
+        match &self.kind {
+            Kind::File(f) => f.probe().await,
+            Kind::Stdout(_) => Ok(Probe {
+                server: "standard output".into(),
+            }),
+            Kind::Elasticsearch(s) => s.probe().await,
+            Kind::Loki(s) => s.probe().await,
+            Kind::Otlp(s) => s.probe().await,
+        }
+    }
+
+    async fn deliver(&self, idx: usize, batch: &[Arc<Segment>]) -> Result<Delivered, SinkError> {
+        match &self.kind {
             Kind::File(f) => f.deliver(idx, batch).await,
             Kind::Stdout(s) => s.deliver(idx, batch).await,
+            Kind::Elasticsearch(s) => s.deliver(idx, batch).await,
+            Kind::Loki(s) => s.deliver(idx, batch).await,
+            Kind::Otlp(s) => s.deliver(idx, batch).await,
         }
     }
 }
@@ -78,60 +141,90 @@ impl Backoff {
         let exp = self.base.saturating_mul(1u32 << self.attempt.min(16));
         self.attempt += 1;
         let capped = exp.min(self.max);
-        // full jitter in [capped/2, capped]
+        // jitter in [capped/2, capped]
         let nanos = capped.as_nanos() as u64;
-        let r = jitter_fraction();
-        Duration::from_nanos(nanos / 2 + (nanos / 2) * r / 1000)
+        Duration::from_nanos(nanos / 2 + (nanos / 2) * jitter_permille() / 1000)
     }
 
-    pub fn reset(&mut self) {
-        self.attempt = 0;
+    pub fn attempts(&self) -> u32 {
+        self.attempt
     }
 }
 
-fn jitter_fraction() -> u64 {
-    // No RNG dependency for this: the low bits of the clock are random enough for jitter.
+fn jitter_permille() -> u64 {
+    // No RNG dependency for this: the clock's nanoseconds are random enough for jitter.
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     u64::from(n % 1000)
 }
 
-/// Receives segments, delivers them in batches (everything queued at the moment, up to
-/// `max_batch` segments), retries transient failures forever with backoff, and
-/// acknowledges. Ends when the tailer closes the channel and everything is delivered.
+/// Receives segments, groups them into batches by the sink's policy (events, bytes, time),
+/// keeps up to `max_in_flight` deliveries going, retries transient failures with backoff,
+/// and acknowledges every segment once delivered. Ends when the tailer closes the channel
+/// and everything queued is delivered.
 pub async fn run(
-    mut sink: Sink,
+    sink: Sink,
     idx: usize,
     mut rx: mpsc::UnboundedReceiver<Arc<Segment>>,
     tracker: Arc<Tracker>,
-    max_batch: usize,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(s) => batch.push(s),
-                Err(_) => break,
-            }
-        }
-        let dead = loop {
-            match sink.deliver(idx, &batch).await {
-                Ok(d) => {
-                    backoff.reset();
-                    break d;
-                }
-                Err(e) => {
-                    let d = backoff.next_delay();
-                    tracing::warn!(sink = %sink.name, error = %e, retry_in = ?d, "delivery failed; will retry");
-                    tokio::time::sleep(d).await;
-                }
-            }
-        };
-        let _ = dead;
-        for s in &batch {
-            tracker.ack(&sink.name, s.seq, 0);
-        }
+    let sink = Arc::new(sink);
+    let policy = sink.policy;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    while let Err(e) = sink.start().await {
+        let d = backoff.next_delay();
+        tracing::warn!(sink = %sink.name, error = %e, retry_in = ?d, "sink setup failed; will retry");
+        tokio::time::sleep(d).await;
     }
+    let slots = Arc::new(Semaphore::new(policy.max_in_flight));
+    let mut closed = false;
+    while !closed {
+        let Some(first) = rx.recv().await else { break };
+        let mut events = first.records as usize;
+        let mut bytes = first.payloads[idx].data.len() as u64;
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + policy.timeout;
+        while events < policy.max_events && bytes < policy.max_bytes {
+            let next = if policy.timeout.is_zero() {
+                rx.try_recv().ok()
+            } else {
+                tokio::select! {
+                    s = rx.recv() => {
+                        if s.is_none() {
+                            closed = true;
+                        }
+                        s
+                    }
+                    _ = tokio::time::sleep_until(deadline) => None,
+                }
+            };
+            let Some(s) = next else { break };
+            events += s.records as usize;
+            bytes += s.payloads[idx].data.len() as u64;
+            batch.push(s);
+        }
+        let permit = slots.clone().acquire_owned().await.expect("never closed");
+        let (sink, tracker) = (sink.clone(), tracker.clone());
+        tokio::spawn(async move {
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+            let delivered = loop {
+                match sink.deliver(idx, &batch).await {
+                    Ok(d) => break d,
+                    Err(e) => {
+                        let d = backoff.next_delay();
+                        tracing::warn!(sink = %sink.name, error = %e, attempt = backoff.attempts(), retry_in = ?d, "delivery failed; will retry");
+                        tokio::time::sleep(d).await;
+                    }
+                }
+            };
+            for (i, s) in batch.iter().enumerate() {
+                let dead = delivered.dead_lettered.get(i).copied().unwrap_or(0);
+                tracker.ack(&sink.name, s.seq, dead);
+            }
+            drop(permit);
+        });
+    }
+    // wait for the deliveries still in flight
+    let _ = slots.acquire_many(policy.max_in_flight as u32).await;
 }

@@ -3,13 +3,17 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use super::SinkError;
+use super::{Delivered, SinkError};
 use crate::batch::Segment;
 
 pub struct StdoutSink;
 
 impl StdoutSink {
-    pub async fn deliver(&mut self, idx: usize, batch: &[Arc<Segment>]) -> Result<u64, SinkError> {
+    pub async fn deliver(
+        &self,
+        idx: usize,
+        batch: &[Arc<Segment>],
+    ) -> Result<Delivered, SinkError> {
         let batch: Vec<Arc<Segment>> = batch.to_vec();
         tokio::task::spawn_blocking(move || {
             let out = std::io::stdout();
@@ -22,6 +26,6 @@ impl StdoutSink {
         .await
         .map_err(|e| SinkError::Transient(e.to_string()))?
         .map_err(|e| SinkError::Transient(format!("writing to stdout: {e}")))?;
-        Ok(0)
+        Ok(Delivered::default())
     }
 }

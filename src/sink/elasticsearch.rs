@@ -1,0 +1,485 @@
+//! The Elasticsearch / OpenSearch sink: `_bulk` with `create` and `_id = event.id`, so a replay
+//! after a crash answers 409 per document instead of duplicating it. Per-item results are
+//! read: 409 counts as stored; 429 and 5xx items are retried alone with backoff; other 4xx
+//! (mapping errors) go to the dead-letter file with the server's reason.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flate2::Compression as GzLevel;
+use flate2::write::GzEncoder;
+use serde::Deserialize;
+
+use super::dead_letter::DeadLetter;
+use super::{Backoff, Delivered, Probe, SinkError, http};
+use crate::batch::{Encoding, Segment};
+use crate::config::{Compression, ElasticsearchSink as Config, EsMode};
+use crate::kind::Kind;
+use crate::record::Record;
+use crate::record::json::write_str;
+
+/// Where a record goes: `logs-epost.<kind>-<namespace>` (data streams) or a date-patterned
+/// index (`epost-{kind}-%Y.%m.%d`, the record's local date).
+#[derive(Debug)]
+pub struct BulkEncoder {
+    mode: EsMode,
+    namespace: String,
+    index: String,
+    /// The last index name per kind and day, so the pattern is formatted once a day.
+    cache: Mutex<Vec<(Kind, i64, String)>>,
+}
+
+impl BulkEncoder {
+    pub fn new(mode: EsMode, namespace: &str, index: &str) -> BulkEncoder {
+        BulkEncoder {
+            mode,
+            namespace: namespace.to_string(),
+            index: index.to_string(),
+            cache: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn index_for(&self, kind: Kind, local_day: i64) -> String {
+        match self.mode {
+            EsMode::DataStream => format!("logs-epost.{}-{}", kind.name(), self.namespace),
+            EsMode::Index => {
+                let mut c = self.cache.lock().unwrap();
+                if let Some((_, _, name)) = c.iter().find(|(k, d, _)| *k == kind && *d == local_day)
+                {
+                    return name.clone();
+                }
+                let date = chrono::DateTime::from_timestamp(local_day * 86_400, 0)
+                    .unwrap_or_default()
+                    .naive_utc();
+                let name = date
+                    .format(&self.index.replace("{kind}", kind.name()))
+                    .to_string()
+                    .to_lowercase();
+                c.retain(|(k, _, _)| *k != kind);
+                c.push((kind, local_day, name.clone()));
+                name
+            }
+        }
+    }
+
+    pub fn encode(&self, rec: &Record<'_>, out: &mut Vec<u8>) {
+        let ts = rec.timestamp;
+        let local_day = (ts.unix_ms + i64::from(ts.offset_secs) * 1000).div_euclid(86_400_000);
+        let index = self.index_for(rec.source.kind, local_day);
+        out.extend_from_slice(b"{\"create\":{\"_index\":");
+        write_str(out, &index);
+        out.extend_from_slice(b",\"_id\":\"");
+        out.extend_from_slice(rec.event_id().to_hex().as_str().as_bytes());
+        out.extend_from_slice(b"\"}}\n");
+        rec.write_json(out);
+        out.push(b'\n');
+    }
+}
+
+pub struct ElasticsearchSink {
+    name: String,
+    urls: Vec<String>,
+    next_url: Mutex<usize>,
+    client: reqwest::Client,
+    encoder: Arc<BulkEncoder>,
+    compression: Compression,
+    level: u32,
+    pipeline: Option<String>,
+    template: bool,
+    mode: EsMode,
+    index_pattern: String,
+    dead: Arc<DeadLetter>,
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    #[serde(default)]
+    errors: bool,
+    #[serde(default)]
+    items: Vec<std::collections::HashMap<String, BulkItem>>,
+}
+
+#[derive(Deserialize)]
+struct BulkItem {
+    status: u16,
+    error: Option<serde_json::Value>,
+}
+
+impl ElasticsearchSink {
+    pub fn new(name: &str, c: &Config, dead: Arc<DeadLetter>) -> Result<Self, SinkError> {
+        let urls: Vec<String> = c
+            .url
+            .list()
+            .into_iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+        if urls.is_empty() {
+            return Err(SinkError::Config("`url` is empty".into()));
+        }
+        for u in &urls {
+            reqwest::Url::parse(u).map_err(|e| SinkError::Config(format!("bad url `{u}`: {e}")))?;
+        }
+        let auth = http::auth_header(
+            c.user.as_deref(),
+            c.password.as_ref(),
+            c.bearer_token.as_ref(),
+            c.api_key.as_ref(),
+        );
+        let client = http::client(&c.tls, c.request_timeout.0, &c.headers, auth)?;
+        let index_pattern = c
+            .index
+            .replace("{kind}", "*")
+            .split('%')
+            .next()
+            .unwrap_or("epost-")
+            .trim_end_matches(['-', '.', '_'])
+            .to_string()
+            + "*";
+        Ok(ElasticsearchSink {
+            name: name.to_string(),
+            urls,
+            next_url: Mutex::new(0),
+            client,
+            encoder: Arc::new(BulkEncoder::new(c.mode, &c.namespace, &c.index)),
+            compression: c.compression,
+            level: c.compression_level.clamp(1, 9),
+            pipeline: c.pipeline.clone(),
+            template: c.template,
+            mode: c.mode,
+            index_pattern,
+            dead,
+        })
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        Encoding::EsBulk(self.encoder.clone())
+    }
+
+    fn url(&self) -> String {
+        let mut n = self.next_url.lock().unwrap();
+        let u = self.urls[*n % self.urls.len()].clone();
+        *n = n.wrapping_add(1);
+        u
+    }
+
+    pub async fn probe(&self) -> Result<Probe, SinkError> {
+        let url = self.url();
+        let resp = self
+            .client
+            .get(format!("{url}/"))
+            .send()
+            .await
+            .map_err(|e| SinkError::Transient(format!("{url}: {}", http::describe(&e))))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        if status == 401 || status == 403 {
+            return Err(SinkError::Config(format!(
+                "{url}: authentication refused ({status})"
+            )));
+        }
+        if !status.is_success() {
+            return Err(SinkError::Transient(format!("{url}: HTTP {status}")));
+        }
+        let dist = body["version"]["distribution"]
+            .as_str()
+            .map(|d| if d == "opensearch" { "OpenSearch" } else { d })
+            .unwrap_or("Elasticsearch");
+        let version = body["version"]["number"].as_str().unwrap_or("?");
+        Ok(Probe {
+            server: format!("{dist} {version} at {url}"),
+        })
+    }
+
+    /// Installs the index template with ECS mappings (idempotent: PUT replaces it).
+    pub async fn start(&self) -> Result<(), SinkError> {
+        if !self.template {
+            return Ok(());
+        }
+        let (name, patterns, data_stream) = match self.mode {
+            EsMode::DataStream => ("epost-shipper", vec!["logs-epost.*-*".to_string()], true),
+            EsMode::Index => (
+                "epost-shipper-index",
+                vec![self.index_pattern.clone()],
+                false,
+            ),
+        };
+        let body = template(&patterns, data_stream);
+        let url = self.url();
+        let resp = self
+            .client
+            .put(format!("{url}/_index_template/{name}"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| SinkError::Transient(format!("{url}: {}", http::describe(&e))))?;
+        let status = resp.status();
+        if status.is_success() {
+            tracing::info!(sink = %self.name, template = name, ?patterns, "index template installed");
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(SinkError::Transient(format!(
+            "installing index template `{name}`: HTTP {status}: {}",
+            truncate(&text, 500)
+        )))
+    }
+
+    pub async fn deliver(
+        &self,
+        idx: usize,
+        batch: &[Arc<Segment>],
+    ) -> Result<Delivered, SinkError> {
+        // (segment, record) of every record still to store
+        let mut todo: Vec<(usize, usize)> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(s, seg)| (0..seg.payloads[idx].records()).map(move |r| (s, r)))
+            .collect();
+        let mut dead = vec![0u64; batch.len()];
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        while !todo.is_empty() {
+            let body = self.body(idx, batch, &todo)?;
+            let results = self.bulk(body).await?;
+            if results.len() != todo.len() {
+                return Err(SinkError::Transient(format!(
+                    "bulk response has {} items for {} documents",
+                    results.len(),
+                    todo.len()
+                )));
+            }
+            let mut retry = Vec::new();
+            let mut retry_reason = String::new();
+            for (&(s, r), item) in todo.iter().zip(results) {
+                match item.status {
+                    200..=299 | 409 => {}
+                    429 | 500..=599 => {
+                        if retry_reason.is_empty() {
+                            retry_reason = reason(&item);
+                        }
+                        retry.push((s, r));
+                    }
+                    _ => {
+                        let why = format!("HTTP {}: {}", item.status, reason(&item));
+                        let doc = doc_of(batch[s].payloads[idx].record(r));
+                        if let Err(e) = self.dead.write(&self.name, &why, doc) {
+                            // Without the dead-letter file the record would be lost: retry.
+                            return Err(SinkError::Transient(format!(
+                                "cannot write dead-letter file `{}`: {e}",
+                                self.dead.path().display()
+                            )));
+                        }
+                        tracing::warn!(sink = %self.name, reason = %why, file = %self.dead.path().display(), "record refused; written to the dead-letter file");
+                        dead[s] += 1;
+                    }
+                }
+            }
+            if !retry.is_empty() {
+                let d = backoff.next_delay();
+                tracing::warn!(sink = %self.name, documents = retry.len(), reason = %retry_reason, retry_in = ?d, "documents rejected for now; retrying them");
+                tokio::time::sleep(d).await;
+            }
+            todo = retry;
+        }
+        Ok(Delivered {
+            dead_lettered: dead,
+        })
+    }
+
+    fn body(
+        &self,
+        idx: usize,
+        batch: &[Arc<Segment>],
+        todo: &[(usize, usize)],
+    ) -> Result<Vec<u8>, SinkError> {
+        let full = todo.len()
+            == batch
+                .iter()
+                .map(|s| s.payloads[idx].records())
+                .sum::<usize>();
+        let size: usize = batch.iter().map(|s| s.payloads[idx].data.len()).sum();
+        let mut raw = Vec::with_capacity(if full { size } else { size / 2 });
+        if full {
+            for s in batch {
+                raw.extend_from_slice(&s.payloads[idx].data);
+            }
+        } else {
+            for &(s, r) in todo {
+                raw.extend_from_slice(batch[s].payloads[idx].record(r));
+            }
+        }
+        Ok(match self.compression {
+            Compression::None => raw,
+            Compression::Gzip => {
+                let mut gz =
+                    GzEncoder::new(Vec::with_capacity(raw.len() / 6), GzLevel::new(self.level));
+                gz.write_all(&raw)
+                    .and_then(|()| gz.finish())
+                    .map_err(|e| SinkError::Transient(format!("gzip: {e}")))?
+            }
+        })
+    }
+
+    async fn bulk(&self, body: Vec<u8>) -> Result<Vec<BulkItem>, SinkError> {
+        let url = self.url();
+        let mut req = self
+            .client
+            .post(format!("{url}/_bulk"))
+            .query(&[("filter_path", "errors,items.*.status,items.*.error")])
+            .header("content-type", "application/x-ndjson");
+        if let Some(p) = &self.pipeline {
+            req = req.query(&[("pipeline", p)]);
+        }
+        if self.compression == Compression::Gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SinkError::Transient(format!("{url}: {}", http::describe(&e))))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| {
+            SinkError::Transient(format!(
+                "{url}: reading the response: {}",
+                http::describe(&e)
+            ))
+        })?;
+        if !status.is_success() {
+            // The whole request failed. 429/5xx: the server is busy or down. 401/403: fix the
+            // credentials; the records wait on disk meanwhile. Anything else: still nothing
+            // was stored, so retrying is the only safe answer; say why.
+            return Err(SinkError::Transient(format!(
+                "{url}/_bulk: HTTP {status}: {}",
+                truncate(&String::from_utf8_lossy(&bytes), 500)
+            )));
+        }
+        let parsed: BulkResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| SinkError::Transient(format!("{url}/_bulk: unreadable response: {e}")))?;
+        let _ = parsed.errors;
+        Ok(parsed
+            .items
+            .into_iter()
+            .map(|mut m| {
+                m.drain().next().map(|(_, v)| v).unwrap_or(BulkItem {
+                    status: 500,
+                    error: None,
+                })
+            })
+            .collect())
+    }
+}
+
+fn reason(item: &BulkItem) -> String {
+    match &item.error {
+        Some(e) => {
+            let t = e["type"].as_str().unwrap_or("error");
+            let r = e["reason"].as_str().unwrap_or("");
+            let cause = e["caused_by"]["reason"].as_str();
+            match cause {
+                Some(c) => format!("{t}: {r} (caused by: {c})"),
+                None => format!("{t}: {r}"),
+            }
+        }
+        None => "no reason given".into(),
+    }
+}
+
+/// The document line of an action + document pair.
+fn doc_of(pair: &[u8]) -> &[u8] {
+    match memchr::memchr(b'\n', pair) {
+        Some(i) => &pair[i + 1..],
+        None => pair,
+    }
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The index template: ECS types for the fields of `records.md`.
+pub fn template(patterns: &[String], data_stream: bool) -> serde_json::Value {
+    use serde_json::json;
+    let kw = json!({"type": "keyword", "ignore_above": 1024});
+    let text_kw =
+        json!({"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 1024}}});
+    let mappings = json!({
+        "dynamic_templates": [
+            {"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}}
+        ],
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "message": {"type": "text"},
+            "event": {"properties": {
+                "id": kw, "dataset": kw, "module": kw, "action": kw, "outcome": kw
+            }},
+            "host": {"properties": {"name": kw}},
+            "log": {"properties": {"file": {"properties": {"path": kw}}, "offset": {"type": "long"}}},
+            "client": {"properties": {"ip": {"type": "ip"}, "domain": kw}},
+            "server": {"properties": {"domain": kw, "port": {"type": "long"}}},
+            "destination": {"properties": {"ip": {"type": "ip"}, "domain": kw}},
+            "user": {"properties": {"name": kw}},
+            "email": {"properties": {
+                "local_id": kw,
+                "from": {"properties": {"address": kw}},
+                "to": {"properties": {"address": kw}},
+                "subject": text_kw
+            }},
+            "tls": {"properties": {"established": {"type": "boolean"}}},
+            "error": {"properties": {"message": text_kw}},
+            "file": {"properties": {"path": kw, "size": {"type": "long"}, "hash": {"properties": {"sha256": kw}}}},
+            "epost": {"properties": {
+                "log": kw,
+                "parse_error": kw,
+                "decode_error": {"type": "boolean"},
+                "time_inferred": {"type": "boolean"},
+                "queue": {"properties": {"suffix": kw}},
+                "session": {"properties": {"id": kw, "status": kw}},
+                "auth": {"properties": {"method": kw, "result": kw}},
+                "reject": {"properties": {"reason": kw}},
+                "smtp": {"properties": {"helo": kw, "reply_code": {"type": "integer"}}},
+                "trace": {"properties": {"direction": kw}},
+                "protocol": {"properties": {"command": kw, "args": kw, "status": kw}},
+                "filter": {"properties": {"warning": text_kw, "unknown_virus": {"type": "boolean"}}},
+                "maildb": {"properties": {"in": kw, "match": kw}}
+            }}
+        }
+    });
+    let mut t = json!({
+        "index_patterns": patterns,
+        "priority": 200,
+        "template": {
+            "settings": {"index": {"number_of_replicas": 0}},
+            "mappings": mappings
+        },
+        "_meta": {"managed_by": "epost-shipper", "version": env!("CARGO_PKG_VERSION")}
+    });
+    if data_stream {
+        t["data_stream"] = json!({});
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names() {
+        let e = BulkEncoder::new(EsMode::DataStream, "prod", "");
+        assert_eq!(e.index_for(Kind::Inlog, 0), "logs-epost.inlog-prod");
+        let e = BulkEncoder::new(EsMode::Index, "", "epost-{kind}-%Y.%m.%d");
+        // 2017-11-30 is day 17500 since the epoch
+        assert_eq!(
+            e.index_for(Kind::Faillog, 17_500),
+            "epost-faillog-2017.11.30"
+        );
+        assert_eq!(
+            e.index_for(Kind::Faillog, 17_501),
+            "epost-faillog-2017.12.01"
+        );
+    }
+}

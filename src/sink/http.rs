@@ -1,0 +1,113 @@
+//! The HTTP client every HTTP sink uses: keep-alive, TLS (custom CA, client certificate,
+//! explicit opt-out of verification), auth and extra headers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+
+use super::SinkError;
+use crate::config::{Secret, TlsKeys};
+
+/// Authorization for a request: basic, bearer, or an Elasticsearch API key.
+pub fn auth_header(
+    user: Option<&str>,
+    password: Option<&Secret>,
+    bearer: Option<&Secret>,
+    api_key: Option<&Secret>,
+) -> Option<String> {
+    use base64::Engine;
+    if let Some(k) = api_key {
+        return Some(format!("ApiKey {}", k.expose()));
+    }
+    if let Some(t) = bearer {
+        return Some(format!("Bearer {}", t.expose()));
+    }
+    user.map(|u| {
+        let pw = password.map(Secret::expose).unwrap_or("");
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{pw}"));
+        format!("Basic {token}")
+    })
+}
+
+pub fn client(
+    tls: &TlsKeys,
+    timeout: Duration,
+    headers: &BTreeMap<String, Secret>,
+    authorization: Option<String>,
+) -> Result<reqwest::Client, SinkError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| SinkError::Config(format!("bad header name `{k}`: {e}")))?;
+        let value = HeaderValue::from_str(v.expose())
+            .map_err(|e| SinkError::Config(format!("bad value for header `{k}`: {e}")))?;
+        map.insert(name, value);
+    }
+    if let Some(a) = authorization {
+        let mut v = HeaderValue::from_str(&a)
+            .map_err(|e| SinkError::Config(format!("bad credentials: {e}")))?;
+        v.set_sensitive(true);
+        map.insert(AUTHORIZATION, v);
+    }
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("epost-shipper/", env!("CARGO_PKG_VERSION")))
+        .default_headers(map)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_keepalive(Duration::from_secs(30));
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| {
+            SinkError::Config(format!("cannot read tls.ca_file `{}`: {e}", ca.display()))
+        })?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| SinkError::Config(format!("tls.ca_file `{}`: {e}", ca.display())))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(c), Some(k)) => {
+            let mut pem = std::fs::read(c).map_err(|e| {
+                SinkError::Config(format!("cannot read tls.cert_file `{}`: {e}", c.display()))
+            })?;
+            pem.push(b'\n');
+            pem.extend(std::fs::read(k).map_err(|e| {
+                SinkError::Config(format!("cannot read tls.key_file `{}`: {e}", k.display()))
+            })?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| SinkError::Config(format!("client certificate: {e}")))?;
+            b = b.identity(id);
+        }
+        (None, None) => {}
+        _ => {
+            return Err(SinkError::Config(
+                "tls.cert_file and tls.key_file go together".into(),
+            ));
+        }
+    }
+    if tls.insecure_skip_verify {
+        tracing::warn!("tls.insecure_skip_verify is on: server certificates are not checked");
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build()
+        .map_err(|e| SinkError::Config(format!("HTTP client: {e}")))
+}
+
+/// Whether an HTTP status is worth retrying.
+pub fn retryable(status: reqwest::StatusCode) -> bool {
+    status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error()
+}
+
+/// A short description of a transport error, with its causes.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
