@@ -165,29 +165,49 @@ impl ElasticsearchSink {
 
     pub async fn probe(&self) -> Result<Probe, SinkError> {
         let url = self.url();
-        let resp = self
-            .client
-            .get(format!("{url}/"))
-            .send()
-            .await
-            .map_err(|e| SinkError::Transient(format!("{url}: {}", http::describe(&e))))?;
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        if status == 401 || status == 403 {
-            return Err(SinkError::Config(format!(
-                "{url}: authentication refused ({status})"
-            )));
-        }
-        if !status.is_success() {
-            return Err(SinkError::Transient(format!("{url}: HTTP {status}")));
-        }
-        let dist = body["version"]["distribution"]
-            .as_str()
-            .map(|d| if d == "opensearch" { "OpenSearch" } else { d })
-            .unwrap_or("Elasticsearch");
-        let version = body["version"]["number"].as_str().unwrap_or("?");
+        let get = |path: &str| {
+            let req = self.client.get(format!("{url}{path}"));
+            let url = url.clone();
+            async move {
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| SinkError::Transient(format!("{url}: {}", http::describe(&e))))?;
+                let status = resp.status();
+                if status == 401 || status == 403 {
+                    return Err(SinkError::Config(format!(
+                        "{url}: authentication refused ({status})"
+                    )));
+                }
+                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                Ok((status, body))
+            }
+        };
+        let (status, body) = get("/").await?;
+        let (dist, version) = if status.is_success() {
+            (
+                body["version"]["distribution"].as_str().map(str::to_string),
+                body["version"]["number"].as_str().map(str::to_string),
+            )
+        } else {
+            // Some distributions (the integration-test one) have no root endpoint.
+            let (status, body) = get("/_nodes/_local?filter_path=nodes.*.version").await?;
+            if !status.is_success() {
+                return Err(SinkError::Transient(format!("{url}: HTTP {status}")));
+            }
+            let v = body["nodes"]
+                .as_object()
+                .and_then(|m| m.values().next())
+                .and_then(|n| n["version"].as_str())
+                .map(str::to_string);
+            (None, v)
+        };
+        let dist = match dist.as_deref() {
+            Some("opensearch") => "OpenSearch",
+            _ => "Elasticsearch",
+        };
         Ok(Probe {
-            server: format!("{dist} {version} at {url}"),
+            server: format!("{dist} {} at {url}", version.as_deref().unwrap_or("?")),
         })
     }
 

@@ -1,6 +1,8 @@
 //! Helpers for tests that run the pipeline over a temporary mail work folder.
 #![allow(dead_code)]
 
+pub mod fake_es;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,7 +65,21 @@ impl Harness {
         self.config_with(extra, "")
     }
 
+    /// Like `config_with`, with `sinks` (one or more `[[sink]]` tables) instead of the file
+    /// sink.
+    pub fn config_sinks(&self, extra: &str, pipeline: &str, sinks: &str) -> Config {
+        self.write_config(extra, pipeline, sinks)
+    }
+
     pub fn config_with(&self, extra: &str, pipeline: &str) -> Config {
+        let sink = format!(
+            "[[sink]]\ntype = \"file\"\npath = '{}'\n",
+            self.out.display()
+        );
+        self.write_config(extra, pipeline, &sink)
+    }
+
+    fn write_config(&self, extra: &str, pipeline: &str, sinks: &str) -> Config {
         let defaults = [
             ("ignore_older_than", "\"3650d\""),
             ("poll_interval", "\"100ms\""),
@@ -91,13 +107,10 @@ checkpoint_interval = "100ms"
 shutdown_timeout = "10s"
 {pipeline}
 
-[[sink]]
-type = "file"
-path = '{out}'
+{sinks}
 "#,
             mail = self.mail.display(),
             state = self.state.display(),
-            out = self.out.display(),
         );
         let path = self.dir.path().join("shipper.toml");
         std::fs::write(&path, text).unwrap();
