@@ -1,8 +1,10 @@
 //! Subcommands. Errors carry their exit code: 2 for bad usage or config, 1 for failures at
 //! run time.
 
+mod backfill;
 mod parse;
 mod run;
+mod service;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +34,11 @@ enum Command {
     Parse(parse::ParseArgs),
     /// Tail the mail work folder and ship every record until stopped (Ctrl-C, SIGTERM)
     Run(run::RunArgs),
+    /// Windows service: install, uninstall, or run under the service control manager
+    #[command(subcommand, hide = cfg!(not(windows)))]
+    Service(service::ServiceCommand),
+    /// Ship what already exists, with progress, and exit when everything is acknowledged
+    Backfill(backfill::BackfillArgs),
 }
 
 pub struct Failure {
@@ -55,10 +62,16 @@ impl Failure {
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Service(c) = cli.command {
+        // Sets up its own logging: a service has no console (a file in the state folder).
+        return service::run(c, &cli.log_level, cli.log_format);
+    }
     init_logging(&cli.log_level, cli.log_format)?;
     match cli.command {
         Command::Parse(a) => parse::run(a),
         Command::Run(a) => run::run(a),
+        Command::Service(_) => unreachable!("dispatched above"),
+        Command::Backfill(a) => backfill::run(a),
     }
 }
 

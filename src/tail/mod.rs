@@ -69,6 +69,8 @@ pub struct Counters {
     pub files_done: std::sync::atomic::AtomicU64,
     pub files_total: std::sync::atomic::AtomicU64,
     pub bytes_total: std::sync::atomic::AtomicU64,
+    /// Bytes already shipped before this run (checkpointed) or skipped (`start_at = end`).
+    pub bytes_skipped: std::sync::atomic::AtomicU64,
     pub open_files: std::sync::atomic::AtomicU64,
 }
 
@@ -195,12 +197,14 @@ impl Tailer {
         }
     }
 
+    /// Everything that exists was read and acknowledged. A last line without its line end
+    /// (still being written) is left for `run`: the checkpoint stays before it.
     fn caught_up(&self) -> bool {
         self.scans > 0
             && self.files.values().all(|t| {
                 t.finished
                     || (t.pos >= t.size
-                        && t.carry.is_empty()
+                        && memchr::memchr(b'\n', &t.carry).is_none()
                         && t.parser.pending_offset().is_none())
             })
             && self.tracker.in_flight() == 0
@@ -373,6 +377,9 @@ impl Tailer {
         if !finished || restored.is_some() {
             self.tracker.register(id, meta, start);
         }
+        self.counters
+            .bytes_skipped
+            .fetch_add(start, Ordering::Relaxed);
         let parser = FileParser::new(source.clone(), self.options);
         self.files.insert(
             s.file.path.clone(),
