@@ -340,7 +340,22 @@ network_sink! {
         pub protocol: OtlpProtocol,
         #[serde(default)]
         pub compression: Compression,
+        /// Largest export request (uncompressed protobuf); a batch is split into requests of
+        /// at most this size. The default stays under the 4 MiB a collector's gRPC receiver
+        /// accepts by default.
+        #[serde(default = "d_otlp_request_bytes")]
+        pub max_request_bytes: ByteSize,
+        /// Basic auth (`authorization: Basic ...`), for collectors behind an authenticating
+        /// proxy or with the basicauth extension.
+        pub user: Option<String>,
+        pub password: Option<Secret>,
+        /// `authorization: Bearer <token>` (bearertokenauth extension).
+        pub bearer_token: Option<Secret>,
     }
+}
+
+fn d_otlp_request_bytes() -> ByteSize {
+    ByteSize(4000 << 10)
 }
 
 fn d_index() -> String {
