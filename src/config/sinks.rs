@@ -319,7 +319,21 @@ network_sink! {
         pub user: Option<String>,
         pub password: Option<Secret>,
         pub bearer_token: Option<Secret>,
+        /// Largest push request (uncompressed lines); a batch is split into pushes of at most
+        /// this size. 1 MiB is what Loki's own agents send, and stays well under the gRPC
+        /// message limits between Loki's distributors and ingesters.
+        #[serde(default = "d_loki_request_bytes")]
+        pub max_request_bytes: ByteSize,
+        /// Send `event_id`, `local_id`, `client_ip`, `user`, `outcome` as structured metadata.
+        /// Loki before 3.0 (or with `allow_structured_metadata: false`) refuses entries that
+        /// carry any: turn it off there.
+        #[serde(default = "yes")]
+        pub structured_metadata: bool,
     }
+}
+
+fn d_loki_request_bytes() -> ByteSize {
+    ByteSize(1 << 20)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

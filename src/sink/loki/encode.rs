@@ -1,0 +1,599 @@
+//! Records as Loki entries: the per-record layout the tailer writes into a segment, the
+//! entry timestamp, and the two push bodies (protobuf + snappy, JSON + gzip).
+//!
+//! Layout of one record in the payload (all integers little-endian):
+//!
+//! ```text
+//! u16 labels length | labels  ({host="MAILSV01", job="epost", log="inlog"}, sorted by name)
+//! i64 timestamp, nanoseconds since the epoch (see `entry_nanos`)
+//! u32 line length   | line    (message, or the record as JSON)
+//! u8  pairs         | pairs × (u8 key index into METADATA, u16 length, value)
+//! ```
+//!
+//! Deliveries group entries into streams by the labels bytes, without parsing anything.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use flate2::Compression as GzLevel;
+use flate2::write::GzEncoder;
+
+use super::proto;
+use crate::config::LokiLine;
+use crate::kind::Kind;
+use crate::record::Record;
+use crate::record::json::write_str;
+
+/// Structured metadata keys, in the order records.md lists them. The layout stores the index.
+pub const METADATA: [&str; 5] = ["event_id", "local_id", "client_ip", "user", "outcome"];
+
+/// Labels every stream has; static labels from the config may not reuse them.
+pub const BUILTIN_LABELS: [&str; 3] = ["host", "job", "log"];
+
+/// The entry timestamp of a record, in nanoseconds.
+///
+/// E-Post writes whole seconds (senderlog: milliseconds), and Loki keeps only one of two
+/// entries of a stream with the same timestamp and the same line. Two different records
+/// (two identical `mach!!` lines in one second) must both survive, while a replay of one
+/// record after a crash must collapse into the original. So the part below the written
+/// resolution comes from the record's byte offset in its file: the same record always gets
+/// the same timestamp, two records of one file never share one, and a file's records stay in
+/// offset order within each second.
+///
+/// - second resolution: `second + offset mod 10^9` ns
+/// - millisecond resolution (senderlog, viruslog's file times, or any time that has
+///   milliseconds): `millisecond + offset mod 10^6` ns
+///
+/// Two records of a file collide only if they are 10^9 (10^6) bytes apart within the same
+/// second (millisecond), which a mail server's log does not do.
+pub fn entry_nanos(rec: &Record<'_>) -> i64 {
+    let ms = rec.timestamp.unix_ms;
+    let ms_resolution =
+        matches!(rec.source.kind, Kind::Senderlog | Kind::Viruslog) || ms.rem_euclid(1000) != 0;
+    let sub = if ms_resolution {
+        rec.offset % 1_000_000
+    } else {
+        rec.offset % 1_000_000_000
+    };
+    ms.saturating_mul(1_000_000).saturating_add(sub as i64)
+}
+
+/// Appends `value` as a label value: Go/Prometheus quoting, which Loki's label parser reads.
+fn push_label_value(out: &mut Vec<u8>, value: &str) {
+    out.push(b'"');
+    for c in value.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.extend_from_slice(format!("\\x{:02x}", c as u32).as_bytes())
+            }
+            c => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// Label names Loki (and Prometheus) accept.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Encodes records for Loki on the tailer's thread.
+#[derive(Debug)]
+pub struct LokiEncoder {
+    /// `job` and the static labels, sorted by name together with `host` and `log`.
+    labels: BTreeMap<String, String>,
+    line: LokiLine,
+    metadata: bool,
+    /// The labels of the last few (host, kind) streams, so that each is formatted once.
+    cache: Mutex<Vec<CachedLabels>>,
+}
+
+/// (host, kind) and their labels text.
+type CachedLabels = (Arc<str>, Kind, Vec<u8>);
+
+impl LokiEncoder {
+    /// `labels` are the static labels; the caller has checked their names.
+    pub fn new(
+        job: &str,
+        labels: &BTreeMap<String, String>,
+        line: LokiLine,
+        metadata: bool,
+    ) -> LokiEncoder {
+        let mut all = labels.clone();
+        all.insert("job".into(), job.into());
+        LokiEncoder {
+            labels: all,
+            line,
+            metadata,
+            cache: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `{host="H", job="epost", log="inlog", ...}`: what Loki's `labels` field expects, sorted
+    /// by name so that one stream always has one spelling.
+    pub fn labels_for(&self, host: &str, kind: Kind) -> Vec<u8> {
+        let mut all: Vec<(&str, &str)> = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        all.push(("host", host));
+        all.push(("log", kind.name()));
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::with_capacity(64);
+        out.push(b'{');
+        for (i, (k, v)) in all.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(k.as_bytes());
+            out.push(b'=');
+            push_label_value(&mut out, v);
+        }
+        out.push(b'}');
+        out
+    }
+
+    pub fn encode(&self, rec: &Record<'_>, out: &mut Vec<u8>) {
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let hit = cache
+                .iter()
+                .position(|(h, k, _)| *k == rec.source.kind && **h == *rec.source.host);
+            let i = match hit {
+                Some(i) => i,
+                None => {
+                    if cache.len() >= 32 {
+                        cache.remove(0);
+                    }
+                    let l = self.labels_for(&rec.source.host, rec.source.kind);
+                    cache.push((rec.source.host.clone(), rec.source.kind, l));
+                    cache.len() - 1
+                }
+            };
+            let labels = &cache[i].2;
+            out.extend_from_slice(&(labels.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
+            out.extend_from_slice(&labels[..labels.len().min(usize::from(u16::MAX))]);
+        }
+        out.extend_from_slice(&entry_nanos(rec).to_le_bytes());
+        let at = out.len();
+        out.extend_from_slice(&[0u8; 4]);
+        match self.line {
+            LokiLine::Message => out.extend_from_slice(rec.message.as_bytes()),
+            LokiLine::Json => rec.write_json(out),
+        }
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        if !self.metadata {
+            out.push(0);
+            return;
+        }
+        let id = rec.event_id().to_hex();
+        let f = &rec.fields;
+        fn nonempty<'v>(v: &'v Option<std::borrow::Cow<'_, str>>) -> Option<&'v str> {
+            v.as_deref().filter(|s| !s.is_empty())
+        }
+        let values: [Option<&str>; 5] = [
+            Some(id.as_str()),
+            nonempty(&f.local_id),
+            nonempty(&f.client_ip),
+            nonempty(&f.user_name),
+            Some(rec.outcome.as_str()),
+        ];
+        let count = values.iter().filter(|v| v.is_some()).count();
+        out.push(count as u8);
+        for (key, v) in values.iter().enumerate() {
+            if let Some(v) = v {
+                let mut end = v.len().min(usize::from(u16::MAX));
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push(key as u8);
+                out.extend_from_slice(&(end as u16).to_le_bytes());
+                out.extend_from_slice(&v.as_bytes()[..end]);
+            }
+        }
+    }
+}
+
+/// One record of a payload, read back without copying.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub labels: &'a [u8],
+    pub ts: i64,
+    pub line: &'a [u8],
+    /// The encoded pairs (count byte excluded).
+    meta: &'a [u8],
+    meta_count: u8,
+}
+
+/// Reads one record of the layout; `None` if the bytes are not one (a bug, never data).
+pub fn decode(b: &[u8]) -> Option<Entry<'_>> {
+    fn take<'b>(b: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (h, t) = b.split_at(n);
+        *b = t;
+        Some(h)
+    }
+    let mut rest = b;
+    let n = u16::from_le_bytes(take(&mut rest, 2)?.try_into().ok()?) as usize;
+    let labels = take(&mut rest, n)?;
+    let ts = i64::from_le_bytes(take(&mut rest, 8)?.try_into().ok()?);
+    let n = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
+    let line = take(&mut rest, n)?;
+    let meta_count = *take(&mut rest, 1)?.first()?;
+    let e = Entry {
+        labels,
+        ts,
+        line,
+        meta: rest,
+        meta_count,
+    };
+    // check the pairs once here, so that `metadata` can trust them
+    let mut count = 0;
+    for _ in e.metadata_checked()? {
+        count += 1;
+    }
+    (count == usize::from(meta_count)).then_some(e)
+}
+
+impl<'a> Entry<'a> {
+    fn metadata_checked(&self) -> Option<Vec<(&'static str, &'a str)>> {
+        let mut rest = self.meta;
+        let mut v = Vec::with_capacity(usize::from(self.meta_count));
+        for _ in 0..self.meta_count {
+            if rest.len() < 3 {
+                return None;
+            }
+            let key = *METADATA.get(usize::from(rest[0]))?;
+            let n = usize::from(u16::from_le_bytes([rest[1], rest[2]]));
+            let value = rest.get(3..3 + n)?;
+            v.push((key, std::str::from_utf8(value).ok()?));
+            rest = &rest[3 + n..];
+        }
+        rest.is_empty().then_some(v)
+    }
+
+    /// The structured metadata pairs.
+    pub fn metadata(&self) -> Vec<(&'static str, &'a str)> {
+        self.metadata_checked().unwrap_or_default()
+    }
+
+    pub fn line_str(&self) -> std::borrow::Cow<'a, str> {
+        String::from_utf8_lossy(self.line)
+    }
+
+    pub fn labels_str(&self) -> std::borrow::Cow<'a, str> {
+        String::from_utf8_lossy(self.labels)
+    }
+
+    /// The entry as sent, as one JSON object: what the dead-letter file keeps.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.line.len() + 256);
+        out.extend_from_slice(b"{\"stream\":");
+        out.extend_from_slice(self.labels_json().as_bytes());
+        out.extend_from_slice(b",\"timestamp\":");
+        write_str(&mut out, &rfc3339_nanos(self.ts));
+        out.extend_from_slice(b",\"timestamp_ns\":\"");
+        out.extend_from_slice(self.ts.to_string().as_bytes());
+        out.extend_from_slice(b"\",\"line\":");
+        write_str(&mut out, &self.line_str());
+        out.extend_from_slice(b",\"structured_metadata\":{");
+        for (i, (k, v)) in self.metadata().iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(&mut out, k);
+            out.push(b':');
+            write_str(&mut out, v);
+        }
+        out.extend_from_slice(b"}}");
+        out
+    }
+
+    /// The labels as a JSON object (`{"host":"H","job":"epost",...}`).
+    pub fn labels_json(&self) -> String {
+        let mut out = Vec::with_capacity(self.labels.len() + 8);
+        out.push(b'{');
+        for (i, (k, v)) in parse_labels(&self.labels_str()).iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(&mut out, k);
+            out.push(b':');
+            write_str(&mut out, v);
+        }
+        out.push(b'}');
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Reads back a labels string this module wrote (`{a="b", c="d\"e"}`).
+pub fn parse_labels(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let inner = s.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut chars = inner.chars().peekable();
+    loop {
+        while matches!(chars.peek(), Some(' ' | ',')) {
+            chars.next();
+        }
+        let mut name = String::new();
+        for c in chars.by_ref() {
+            if c == '=' {
+                break;
+            }
+            name.push(c);
+        }
+        if name.is_empty() || chars.next() != Some('"') {
+            return out;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some('r') => value.push('\r'),
+                    Some('t') => value.push('\t'),
+                    Some(o) => value.push(o),
+                    None => {}
+                },
+                c => value.push(c),
+            }
+        }
+        out.push((name.trim().to_string(), value));
+    }
+}
+
+/// `2017-11-29T23:20:44.000000079Z`
+pub fn rfc3339_nanos(ns: i64) -> String {
+    let t = proto::Timestamp::from_nanos(ns);
+    match chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32) {
+        Some(d) => d.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        None => ns.to_string(),
+    }
+}
+
+/// The streams of a push: entries grouped by labels (in order of first appearance), each
+/// stream's entries in timestamp order. The sort is stable, so records of one file with the
+/// same timestamp keep their file order.
+pub fn streams<'e, 'a>(entries: &'e [Entry<'a>], set: &[usize]) -> Vec<(&'a [u8], Vec<usize>)> {
+    let mut index: std::collections::HashMap<&'a [u8], usize> = std::collections::HashMap::new();
+    let mut out: Vec<(&'a [u8], Vec<usize>)> = Vec::new();
+    for &i in set {
+        let l = entries[i].labels;
+        let s = *index.entry(l).or_insert_with(|| {
+            out.push((l, Vec::new()));
+            out.len() - 1
+        });
+        out[s].1.push(i);
+    }
+    for (_, v) in &mut out {
+        v.sort_by_key(|&i| entries[i].ts);
+    }
+    out
+}
+
+/// Protobuf `PushRequest`, snappy block-compressed.
+pub fn protobuf_body(entries: &[Entry<'_>], set: &[usize]) -> Vec<u8> {
+    use prost::Message;
+    let req = proto::PushRequest {
+        streams: streams(entries, set)
+            .into_iter()
+            .map(|(labels, idx)| proto::StreamAdapter {
+                labels: String::from_utf8_lossy(labels).into_owned(),
+                entries: idx
+                    .iter()
+                    .map(|&i| {
+                        let e = &entries[i];
+                        proto::EntryAdapter {
+                            timestamp: Some(proto::Timestamp::from_nanos(e.ts)),
+                            line: e.line_str().into_owned(),
+                            structured_metadata: e
+                                .metadata()
+                                .into_iter()
+                                .map(|(k, v)| proto::LabelPairAdapter {
+                                    name: k.to_string(),
+                                    value: v.to_string(),
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+                hash: 0,
+            })
+            .collect(),
+    };
+    let raw = req.encode_to_vec();
+    // snappy's block format cannot fail on input below 2^32 bytes; a batch is far smaller
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .unwrap_or_default()
+}
+
+/// JSON push body (`{"streams":[{"stream":{..},"values":[["ns","line",{..}]]}]}`), gzipped.
+pub fn json_body(entries: &[Entry<'_>], set: &[usize]) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::with_capacity(set.len() * 200);
+    raw.extend_from_slice(b"{\"streams\":[");
+    for (n, (_, idx)) in streams(entries, set).into_iter().enumerate() {
+        if n > 0 {
+            raw.push(b',');
+        }
+        raw.extend_from_slice(b"{\"stream\":");
+        raw.extend_from_slice(entries[idx[0]].labels_json().as_bytes());
+        raw.extend_from_slice(b",\"values\":[");
+        for (k, &i) in idx.iter().enumerate() {
+            let e = &entries[i];
+            if k > 0 {
+                raw.push(b',');
+            }
+            raw.extend_from_slice(b"[\"");
+            raw.extend_from_slice(e.ts.to_string().as_bytes());
+            raw.extend_from_slice(b"\",");
+            write_str(&mut raw, &e.line_str());
+            let meta = e.metadata();
+            if !meta.is_empty() {
+                raw.extend_from_slice(b",{");
+                for (j, (key, v)) in meta.iter().enumerate() {
+                    if j > 0 {
+                        raw.push(b',');
+                    }
+                    write_str(&mut raw, key);
+                    raw.push(b':');
+                    write_str(&mut raw, v);
+                }
+                raw.push(b'}');
+            }
+            raw.push(b']');
+        }
+        raw.extend_from_slice(b"]}");
+    }
+    raw.extend_from_slice(b"]}");
+    let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 6), GzLevel::new(1));
+    gz.write_all(&raw)?;
+    gz.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{ParseOptions, parse_bytes};
+    use crate::record::Source;
+
+    fn records(kind: Kind, text: &str) -> Vec<(i64, Vec<u8>)> {
+        let enc = LokiEncoder::new("epost", &BTreeMap::new(), LokiLine::Message, true);
+        let mut out = Vec::new();
+        parse_bytes(
+            Source::new(
+                "MAILSV01",
+                kind,
+                &format!("/m/{}/MAILSV01/171130.log", kind.name()),
+            ),
+            ParseOptions::default(),
+            text.as_bytes(),
+            &mut |r| {
+                let mut b = Vec::new();
+                enc.encode(r, &mut b);
+                out.push((entry_nanos(r), b));
+            },
+        );
+        out
+    }
+
+    #[test]
+    fn identical_lines_in_one_second_get_distinct_increasing_times() {
+        let line =
+            "[30/Nov/2017:10:00:00] [IN=alice@example.net] / [maildb=alice@example.net] mach!!\r\n";
+        let recs = records(Kind::Maildblog, &line.repeat(3));
+        assert_eq!(recs.len(), 3);
+        let base = 1_512_003_600i64 * 1_000_000_000; // 10:00:00+09:00
+        let len = line.len() as i64;
+        assert_eq!(recs[0].0, base);
+        assert_eq!(recs[1].0, base + len);
+        assert_eq!(recs[2].0, base + 2 * len);
+        // and the same record encodes to the same bytes every time (replays collapse)
+        assert_eq!(records(Kind::Maildblog, &line.repeat(3))[2].1, recs[2].1);
+    }
+
+    #[test]
+    fn senderlog_keeps_its_milliseconds() {
+        let text = "[08:22:11:020] [B0000097587] SendGlbalMail:domain=a\r\n[08:22:11:020] [B0000097587] SendGlbalMail:domain=a\r\n";
+        let recs = records(Kind::Senderlog, text);
+        let ms = (1_511_997_731i64 * 1000 + 20) * 1_000_000; // 08:22:11.020+09:00
+        assert_eq!(recs[0].0, ms);
+        assert_eq!(recs[1].0, ms + (text.len() / 2) as i64);
+        assert!(recs[1].0 < ms + 1_000_000, "still inside the millisecond");
+    }
+
+    #[test]
+    fn layout_round_trip() {
+        let recs = records(
+            Kind::Inlog,
+            "<B0000000001@mx.example.jp> [30/Nov/2017:08:00:00] 203.0.113.5 client.example.net alice@example.net bob@example.jp\r\n",
+        );
+        let e = decode(&recs[0].1).unwrap();
+        assert_eq!(
+            e.labels_str(),
+            r#"{host="MAILSV01", job="epost", log="inlog"}"#
+        );
+        assert_eq!(e.ts, recs[0].0);
+        assert!(e.line_str().starts_with("<B0000000001@mx.example.jp>"));
+        let meta = e.metadata();
+        let keys: Vec<&str> = meta.iter().map(|p| p.0).collect();
+        assert_eq!(keys, ["event_id", "local_id", "client_ip", "outcome"]);
+        assert_eq!(meta[1].1, "B0000000001");
+        assert_eq!(meta[2].1, "203.0.113.5");
+        assert_eq!(meta[3].1, "success");
+        let j: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(j["stream"]["log"], "inlog");
+        assert_eq!(j["timestamp"], "2017-11-29T23:00:00.000000000Z");
+        assert_eq!(j["structured_metadata"]["local_id"], "B0000000001");
+        assert!(decode(&recs[0].1[..recs[0].1.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn labels_are_sorted_and_quoted() {
+        let mut st = BTreeMap::new();
+        st.insert("env".to_string(), "p\"r\\od".to_string());
+        st.insert("zone".to_string(), "東京".to_string());
+        let enc = LokiEncoder::new("mail", &st, LokiLine::Message, false);
+        let l = String::from_utf8(enc.labels_for("MX\n1", Kind::Faillog)).unwrap();
+        assert_eq!(
+            l,
+            r#"{env="p\"r\\od", host="MX\n1", job="mail", log="faillog", zone="東京"}"#
+        );
+        let back = parse_labels(&l);
+        assert_eq!(back[0], ("env".into(), "p\"r\\od".into()));
+        assert_eq!(back[1], ("host".into(), "MX\n1".into()));
+        assert!(valid_label_name("_a1"));
+        assert!(!valid_label_name("1a"));
+        assert!(!valid_label_name("a-b"));
+        assert!(!valid_label_name(""));
+    }
+
+    #[test]
+    fn bodies_decode_and_streams_are_in_time_order() {
+        use prost::Message;
+        let text = "<B0000000002@mx> [30/Nov/2017:08:00:02] 1.2.3.4 h a@b c@d\r\n<B0000000001@mx> [30/Nov/2017:08:00:01] 1.2.3.4 h a@b c@d\r\n";
+        let mut recs = records(Kind::Inlog, text);
+        recs.extend(records(
+            Kind::Faillog,
+            "B0000000009@mx send fail on [30/Nov/2017:00:00:01] from a@b to c@d [550 x]\r\n",
+        ));
+        let entries: Vec<Entry<'_>> = recs.iter().map(|r| decode(&r.1).unwrap()).collect();
+        let body = protobuf_body(&entries, &[0, 1, 2]);
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let req = proto::PushRequest::decode(&raw[..]).unwrap();
+        assert_eq!(req.streams.len(), 2);
+        let s = &req.streams[0];
+        assert_eq!(s.labels, r#"{host="MAILSV01", job="epost", log="inlog"}"#);
+        assert!(
+            s.entries[0].line.starts_with("<B0000000001"),
+            "sorted by time"
+        );
+        assert_eq!(s.entries[0].timestamp.unwrap().nanos(), entries[1].ts);
+        assert_eq!(s.entries[0].structured_metadata[1].name, "local_id");
+
+        let gz = json_body(&entries, &[0, 1, 2]).unwrap();
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(j["streams"][0]["stream"]["log"], "inlog");
+        assert_eq!(j["streams"][0]["values"][0][0], entries[1].ts.to_string());
+        assert_eq!(j["streams"][0]["values"][0][2]["local_id"], "B0000000001");
+        assert_eq!(j["streams"][1]["stream"]["log"], "faillog");
+    }
+}

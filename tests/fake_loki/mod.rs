@@ -1,0 +1,375 @@
+//! An in-process Loki push endpoint that keeps Loki's rules, so that tests can count exactly:
+//!
+//! - two entries of a stream with the same timestamp and the same line are one entry (a
+//!   replay is absorbed, counted in `duplicates`);
+//! - `reject_older_than`: entries older than this are refused by the "distributor" with
+//!   Loki's `greater_than_max_sample_age` message;
+//! - `max_behind`: entries further behind the stream's newest entry than this are refused by
+//!   the "ingester" with Loki's `too_far_behind` message;
+//! - `refuse`: any other per-entry refusal, with the reason given;
+//!
+//! and a push with refused entries stores the others and answers 400 naming the refused ones,
+//! as Loki does. Whole-request faults (statuses, dropped connections before or after storing)
+//! come from `fault`. Protobuf + snappy and JSON (+ gzip) bodies are both read.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use epost_shipper::sink::loki::encode::parse_labels;
+use epost_shipper::sink::loki::proto;
+use prost::Message;
+
+/// What to do with one push request (numbered from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Answer with this status, store nothing.
+    Status(u16),
+    /// Close the connection without answering, store nothing.
+    Drop,
+    /// Store, then close the connection without answering (the answer is lost).
+    DropAfterStore,
+}
+
+pub type RefusePolicy = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+pub type FaultPolicy = Box<dyn Fn(u64) -> Fault + Send + Sync>;
+
+#[derive(Default)]
+pub struct Rules {
+    pub reject_older_than: Option<i64>,
+    pub max_behind: Option<i64>,
+    /// Per entry line: `Some(reason)` refuses it.
+    pub refuse: Option<RefusePolicy>,
+    pub fault: Option<FaultPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub labels: BTreeMap<String, String>,
+    pub ts: i64,
+    pub line: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct Stream {
+    /// (timestamp, line) -> metadata
+    entries: BTreeMap<(i64, String), BTreeMap<String, String>>,
+    newest: i64,
+}
+
+#[derive(Default)]
+pub struct State {
+    streams: Mutex<HashMap<BTreeMap<String, String>, Stream>>,
+    pub requests: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub refused: AtomicU64,
+    /// Pushes in which a stream's entries were not in timestamp order.
+    pub unordered: AtomicU64,
+    /// (authorization, X-Scope-OrgID, content-type, content-encoding) of every push.
+    pub headers: Mutex<Vec<[Option<String>; 4]>>,
+}
+
+pub struct FakeLoki {
+    pub url: String,
+    pub state: Arc<State>,
+}
+
+impl FakeLoki {
+    pub fn start(rules: Rules) -> FakeLoki {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(State::default());
+        let rules = Arc::new(rules);
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (st, rules) = (st.clone(), rules.clone());
+                std::thread::spawn(move || serve(conn, &st, &rules));
+            }
+        });
+        FakeLoki { url, state }
+    }
+
+    /// Entries stored (after collapsing exact duplicates).
+    pub fn count(&self) -> usize {
+        let s = self.state.streams.lock().unwrap();
+        s.values().map(|s| s.entries.len()).sum()
+    }
+
+    pub fn entries(&self) -> Vec<Stored> {
+        let s = self.state.streams.lock().unwrap();
+        let mut out = Vec::new();
+        for (labels, st) in s.iter() {
+            for ((ts, line), meta) in &st.entries {
+                out.push(Stored {
+                    labels: labels.clone(),
+                    ts: *ts,
+                    line: line.clone(),
+                    metadata: meta.clone(),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.labels, a.ts).cmp(&(&b.labels, b.ts)));
+        out
+    }
+
+    pub fn n(&self, c: &AtomicU64) -> u64 {
+        c.load(Ordering::SeqCst)
+    }
+}
+
+fn serve(conn: TcpStream, st: &State, rules: &Rules) {
+    let Ok(clone) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(clone);
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut it = line.split(' ');
+        let method = it.next().unwrap_or("").to_string();
+        let path = it.next().unwrap_or("").to_string();
+        let mut len = 0usize;
+        let mut hdr: HashMap<String, String> = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                hdr.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        if let Some(v) = hdr.get("content-length") {
+            len = v.parse().unwrap_or(0);
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (status, reply) = if method == "POST" && path.ends_with("/push") {
+            st.headers.lock().unwrap().push([
+                hdr.get("authorization").cloned(),
+                hdr.get("x-scope-orgid").cloned(),
+                hdr.get("content-type").cloned(),
+                hdr.get("content-encoding").cloned(),
+            ]);
+            let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
+            let fault = rules.fault.as_ref().map_or(Fault::None, |f| f(n));
+            match fault {
+                Fault::Drop => return,
+                Fault::Status(s) => (s, format!("injected {s}")),
+                Fault::None | Fault::DropAfterStore => {
+                    let r = match decode(&hdr, &body) {
+                        Ok(streams) => push(st, rules, streams),
+                        Err(e) => (400, e),
+                    };
+                    if fault == Fault::DropAfterStore {
+                        return;
+                    }
+                    r
+                }
+            }
+        } else if path.starts_with("/loki/api/v1/status/buildinfo") {
+            (200, "{\"version\":\"3.9.9-fake\"}".to_string())
+        } else if path.starts_with("/ready") {
+            (200, "ready".to_string())
+        } else {
+            (404, "404 page not found".to_string())
+        };
+        let status = if status == 200 && reply.is_empty() {
+            204
+        } else {
+            status
+        };
+        let head = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+            reply.len()
+        );
+        if out.write_all(head.as_bytes()).is_err() || out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+type Streams = Vec<(
+    BTreeMap<String, String>,
+    Vec<(i64, String, BTreeMap<String, String>)>,
+)>;
+
+fn decode(hdr: &HashMap<String, String>, body: &[u8]) -> Result<Streams, String> {
+    let ctype = hdr.get("content-type").map_or("", String::as_str);
+    let mut body = body.to_vec();
+    if hdr
+        .get("content-encoding")
+        .is_some_and(|e| e.contains("gzip"))
+    {
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut plain)
+            .map_err(|e| format!("gzip: {e}"))?;
+        body = plain;
+    }
+    if ctype.contains("protobuf") {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&body)
+            .map_err(|e| format!("snappy: {e}"))?;
+        let req = proto::PushRequest::decode(&raw[..]).map_err(|e| format!("protobuf: {e}"))?;
+        Ok(req
+            .streams
+            .into_iter()
+            .map(|s| {
+                let labels: BTreeMap<String, String> =
+                    parse_labels(&s.labels).into_iter().collect();
+                let entries = s
+                    .entries
+                    .into_iter()
+                    .map(|e| {
+                        (
+                            e.timestamp.map_or(0, |t| t.nanos()),
+                            e.line,
+                            e.structured_metadata
+                                .into_iter()
+                                .map(|p| (p.name, p.value))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                (labels, entries)
+            })
+            .collect())
+    } else {
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| format!("json: {e}"))?;
+        let mut out = Vec::new();
+        for s in v["streams"].as_array().ok_or("no streams")? {
+            let labels: BTreeMap<String, String> = s["stream"]
+                .as_object()
+                .ok_or("no stream")?
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect();
+            let mut entries = Vec::new();
+            for e in s["values"].as_array().ok_or("no values")? {
+                let ts: i64 = e[0]
+                    .as_str()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or("bad timestamp")?;
+                let line = e[1].as_str().ok_or("bad line")?.to_string();
+                let meta = e[2]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                entries.push((ts, line, meta));
+            }
+            out.push((labels, entries));
+        }
+        Ok(out)
+    }
+}
+
+fn label_text(l: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// Go's `time.Time.String()` for a UTC time.
+pub fn go_time(ns: i64) -> String {
+    let (s, n) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    let d = chrono::DateTime::from_timestamp(s, 0).unwrap();
+    let mut t = d.format("%Y-%m-%d %H:%M:%S").to_string();
+    if n > 0 {
+        let frac = format!("{n:09}");
+        t.push('.');
+        t.push_str(frac.trim_end_matches('0'));
+    }
+    t.push_str(" +0000 UTC");
+    t
+}
+
+fn rfc3339_secs(ns: i64) -> String {
+    chrono::DateTime::from_timestamp(ns.div_euclid(1_000_000_000), 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn push(st: &State, rules: &Rules, streams: Streams) -> (u16, String) {
+    let mut errors: Vec<String> = Vec::new();
+    let mut all = st.streams.lock().unwrap();
+    for (labels, entries) in streams {
+        if entries.windows(2).any(|w| w[1].0 < w[0].0) {
+            st.unordered.fetch_add(1, Ordering::SeqCst);
+        }
+        let text = label_text(&labels);
+        let stream = all.entry(labels).or_default();
+        let total = entries.len();
+        let mut behind = Vec::new();
+        for (ts, line, meta) in entries {
+            if let Some(cut) = rules.reject_older_than
+                && ts < cut
+            {
+                errors.push(format!(
+                    "entry for stream '{text}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                    go_time(ts),
+                    go_time(cut)
+                ));
+                st.refused.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            if let Some(reason) = rules.refuse.as_ref().and_then(|f| f(&line)) {
+                errors.push(reason);
+                st.refused.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            if let Some(w) = rules.max_behind
+                && !stream.entries.is_empty()
+                && ts < stream.newest - w
+            {
+                behind.push(format!(
+                    "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}',",
+                    go_time(ts),
+                    rfc3339_secs(ts),
+                    rfc3339_secs(stream.newest - w)
+                ));
+                st.refused.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            if stream.entries.contains_key(&(ts, line.clone())) {
+                st.duplicates.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+            stream.newest = stream.newest.max(ts);
+            stream.entries.insert((ts, line), meta);
+        }
+        if !behind.is_empty() {
+            let n = behind.len();
+            // Loki lists at most 10 (max_returned_errors) and then counts
+            behind.truncate(10);
+            errors.extend(behind);
+            errors.push(format!(
+                "user 'fake', total ignored: {n} out of {total} for stream: {text}"
+            ));
+        }
+    }
+    if errors.is_empty() {
+        (204, String::new())
+    } else {
+        (400, errors.join("\n"))
+    }
+}
