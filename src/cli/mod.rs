@@ -2,8 +2,10 @@
 //! run time.
 
 mod backfill;
+mod check;
 mod parse;
 mod run;
+mod status;
 mod service;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +41,10 @@ enum Command {
     Service(service::ServiceCommand),
     /// Ship what already exists, with progress, and exit when everything is acknowledged
     Backfill(backfill::BackfillArgs),
+    /// Validate the config, probe every sink, and list the work folders
+    Check(check::CheckArgs),
+    /// Per file and sink: what is checkpointed and how far behind it is
+    Status(status::StatusArgs),
 }
 
 pub struct Failure {
@@ -72,6 +78,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Run(a) => run::run(a),
         Command::Service(_) => unreachable!("dispatched above"),
         Command::Backfill(a) => backfill::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Status(a) => status::run(a),
     }
 }
 

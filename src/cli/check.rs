@@ -1,0 +1,89 @@
+//! `check`: validate the config (errors name file, line, column and key), probe every sink
+//! (reachable, authenticated, which server), and list what the work folders hold.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::Args;
+use epost_shipper::discover::scan::scan;
+use epost_shipper::sink::Sink;
+
+use super::Failure;
+use super::backfill::human_bytes;
+use super::run::load_config;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The configuration file (TOML)
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+pub fn run(a: CheckArgs) -> Result<(), Failure> {
+    let config = load_config(&a.config)?;
+    println!("config {}: OK", config.path.display());
+    println!("state folder {}: writable", config.source.state_dir.display());
+    let mut ok = true;
+
+    // what E-Post has written
+    let files = scan(&config.source.workdirs, &config.source.kinds);
+    for w in &config.source.workdirs {
+        let mine: Vec<_> = files.iter().filter(|s| s.file.path.starts_with(w)).collect();
+        println!("work folder {}: {} log files", w.display(), mine.len());
+        let mut newest: BTreeMap<(String, String), (&str, u64)> = BTreeMap::new();
+        for s in &mine {
+            let key = (
+                s.file.kind.name().to_string(),
+                s.file.host.clone().unwrap_or_else(|| "(no host folder)".into()),
+            );
+            let name = s.file.file_name();
+            let e = newest.entry(key).or_insert((name, s.size));
+            if name > e.0 {
+                *e = (name, s.size);
+            }
+        }
+        for ((kind, host), (name, size)) in &newest {
+            println!("  {kind:<13} {host:<20} newest {name} ({})", human_bytes(*size));
+        }
+        if mine.is_empty() {
+            println!("  (no E-Post logs yet: expected <kind>/<COMPUTERNAME>/YYMMDD.log)");
+        }
+    }
+
+    // every sink, probed
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::runtime)?;
+    for s in &config.sinks {
+        let sink = match Sink::new(s, &config.source.state_dir) {
+            Ok(k) => k,
+            Err(e) => {
+                println!("sink {} ({}): FAILED: {e}", s.name, s.config.type_name());
+                ok = false;
+                continue;
+            }
+        };
+        let probe = runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(15), sink.probe()).await
+        });
+        match probe {
+            Ok(Ok(p)) => println!("sink {} ({}): OK, {}", s.name, s.config.type_name(), p.server),
+            Ok(Err(e)) => {
+                println!("sink {} ({}): FAILED: {e}", s.name, s.config.type_name());
+                ok = false;
+            }
+            Err(_) => {
+                println!("sink {} ({}): FAILED: no answer within 15 s", s.name, s.config.type_name());
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        println!("all well");
+        Ok(())
+    } else {
+        Err(Failure::runtime(anyhow!("some checks failed (see above)")))
+    }
+}
