@@ -596,6 +596,23 @@ fn config_errors_are_reported() {
     );
 }
 
+/// `config/example-otlp.toml` stays a valid configuration.
+#[test]
+fn example_config_loads() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-otlp.toml"),
+    )
+    .unwrap();
+    // the example names a Windows mail folder, which has to exist
+    let dir = tempfile::tempdir().unwrap();
+    let text = text.replace(r"'C:\mail'", &format!("'{}'", dir.path().display()));
+    let path = dir.path().join("example-otlp.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.sinks.len(), 1);
+    epost_shipper::sink::Sink::new(&config.sinks[0], dir.path()).unwrap_or_else(|e| panic!("{e}"));
+}
+
 // ---------------------------------------------------------------------------------------
 // the real OpenTelemetry Collector
 

@@ -195,8 +195,12 @@ fn describe(status: &Status) -> String {
     let mut s = format!("{:?}: {}", status.code(), status.message());
     let mut src = std::error::Error::source(status);
     while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        // tonic's messages often repeat their cause already
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
         src = c.source();
     }
     s
@@ -241,5 +245,42 @@ impl Decoder for ResponseDecoder {
         ExportLogsServiceResponse::decode(src)
             .map(Some)
             .map_err(|e| Status::internal(format!("unreadable export response: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    #[test]
+    fn statuses() {
+        let retry = |s: &Status| match classify(s) {
+            Outcome::Retry { after, .. } => after,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(retry(&Status::unavailable("down")), None);
+        assert_eq!(retry(&Status::internal("h2 protocol error")), None);
+        let delayed = Status::with_error_details(
+            Code::ResourceExhausted,
+            "slow down",
+            ErrorDetails::with_retry_info(Some(Duration::from_millis(1500))),
+        );
+        assert_eq!(retry(&delayed), Some(Duration::from_millis(1500)));
+        assert_eq!(retry(&Status::resource_exhausted("memory limiter")), None);
+        assert!(matches!(
+            classify(&Status::resource_exhausted(
+                "grpc: received message larger than max (5242880 vs. 4194304)"
+            )),
+            Outcome::TooLarge { .. }
+        ));
+        assert!(matches!(
+            classify(&Status::invalid_argument("bad data")),
+            Outcome::Rejected { .. }
+        ));
+        match classify(&Status::unauthenticated("no token")) {
+            Outcome::Retry { why, .. } => assert!(why.starts_with("authentication refused")),
+            other => panic!("{other:?}"),
+        }
     }
 }
