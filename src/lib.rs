@@ -10,6 +10,7 @@ pub mod config;
 pub mod decode;
 pub mod discover;
 pub mod kind;
+pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod platform;

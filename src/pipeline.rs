@@ -3,7 +3,7 @@
 //! tokio runtime; the checkpoint is written by a third thread from the ack tracker.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use notify::Watcher;
@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::ack::Tracker;
 use crate::checkpoint::{Loaded, Store};
 use crate::config::Config;
+use crate::metrics::{Metrics, SinkStats};
 use crate::sink::{self, Sink, SinkError};
 use crate::tail::{Counters, Output, Plan, Tailer};
 
@@ -81,13 +82,29 @@ pub fn run(
 
     let mut outputs = Vec::new();
     let mut tasks = Vec::new();
+    let mut sink_stats = Vec::new();
     for (idx, sink) in sinks.into_iter().enumerate() {
         let (tx, rx) = mpsc::unbounded_channel();
         outputs.push(Output {
             encoding: sink.encoding(),
             tx,
         });
-        tasks.push(runtime.spawn(sink::run(sink, idx, rx, tracker.clone())));
+        let stats = Arc::new(SinkStats::default());
+        sink_stats.push((sink.name.clone(), stats.clone()));
+        tasks.push(runtime.spawn(sink::run(sink, idx, rx, tracker.clone(), stats)));
+    }
+    let metrics = Arc::new(Metrics {
+        tail: counters.clone(),
+        sinks: sink_stats,
+        tracker: tracker.clone(),
+        checkpoint_written_ms: AtomicI64::new(0),
+        health_window: Duration::from_secs(300),
+    });
+    if !config.metrics.listen.is_empty() {
+        runtime.spawn(crate::metrics::serve(
+            config.metrics.listen.clone(),
+            metrics.clone(),
+        ));
     }
 
     // Filesystem events wake the tailer at once; it polls anyway (network shares, missed
@@ -141,15 +158,21 @@ pub fn run(
         let stop = cp_stop.clone();
         let interval = config.pipeline.checkpoint_interval.0;
         let store = Store::new(&config.source.state_dir);
+        let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("epost-checkpoint".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(interval.min(Duration::from_millis(200)));
-                    if let Some(s) = tracker.snapshot(false)
-                        && let Err(e) = store.save(&s)
-                    {
-                        tracing::error!(error = %e, "cannot write checkpoint; will retry");
+                    if let Some(s) = tracker.snapshot(false) {
+                        match store.save(&s) {
+                            Ok(()) => metrics
+                                .checkpoint_written_ms
+                                .store(crate::ack::now_ms(), Ordering::Relaxed),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot write checkpoint; will retry")
+                            }
+                        }
                     }
                 }
             })

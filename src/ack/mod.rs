@@ -36,6 +36,7 @@ struct Pending {
     file: FileId,
     remaining: u32,
     records: u32,
+    since_ms: i64,
 }
 
 #[derive(Debug, Default)]
@@ -162,6 +163,7 @@ impl Tracker {
                     file,
                     remaining: self.sinks as u32,
                     records,
+                    since_ms: now_ms(),
                 },
             );
         }
@@ -240,6 +242,31 @@ impl Tracker {
             .files
             .get(&id)
             .is_none_or(|p| p.queue.is_empty())
+    }
+
+    /// Per sink: last acknowledgement and totals (for metrics and health).
+    pub fn sink_states(&self) -> BTreeMap<String, SinkState> {
+        self.state.lock().unwrap().sinks.clone()
+    }
+
+    /// (path, size, acknowledged offset) of every file being read.
+    pub fn files_view(&self) -> Vec<(String, u64, u64)> {
+        let st = self.state.lock().unwrap();
+        st.current
+            .iter()
+            .filter_map(|(p, id)| st.files.get(id).map(|f| (p.clone(), f.meta.size, f.acked)))
+            .collect()
+    }
+
+    /// When the oldest unacknowledged segment was handed to the sinks.
+    pub fn oldest_pending_ms(&self) -> Option<i64> {
+        self.state
+            .lock()
+            .unwrap()
+            .pending
+            .values()
+            .map(|p| p.since_ms)
+            .min()
     }
 
     /// The checkpoint as it stands, if it changed since the last call (or `force`).

@@ -23,19 +23,28 @@ pub struct CheckArgs {
 pub fn run(a: CheckArgs) -> Result<(), Failure> {
     let config = load_config(&a.config)?;
     println!("config {}: OK", config.path.display());
-    println!("state folder {}: writable", config.source.state_dir.display());
+    println!(
+        "state folder {}: writable",
+        config.source.state_dir.display()
+    );
     let mut ok = true;
 
     // what E-Post has written
     let files = scan(&config.source.workdirs, &config.source.kinds);
     for w in &config.source.workdirs {
-        let mine: Vec<_> = files.iter().filter(|s| s.file.path.starts_with(w)).collect();
+        let mine: Vec<_> = files
+            .iter()
+            .filter(|s| s.file.path.starts_with(w))
+            .collect();
         println!("work folder {}: {} log files", w.display(), mine.len());
         let mut newest: BTreeMap<(String, String), (&str, u64)> = BTreeMap::new();
         for s in &mine {
             let key = (
                 s.file.kind.name().to_string(),
-                s.file.host.clone().unwrap_or_else(|| "(no host folder)".into()),
+                s.file
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| "(no host folder)".into()),
             );
             let name = s.file.file_name();
             let e = newest.entry(key).or_insert((name, s.size));
@@ -44,7 +53,10 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
             }
         }
         for ((kind, host), (name, size)) in &newest {
-            println!("  {kind:<13} {host:<20} newest {name} ({})", human_bytes(*size));
+            println!(
+                "  {kind:<13} {host:<20} newest {name} ({})",
+                human_bytes(*size)
+            );
         }
         if mine.is_empty() {
             println!("  (no E-Post logs yet: expected <kind>/<COMPUTERNAME>/YYMMDD.log)");
@@ -69,13 +81,22 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
             tokio::time::timeout(std::time::Duration::from_secs(15), sink.probe()).await
         });
         match probe {
-            Ok(Ok(p)) => println!("sink {} ({}): OK, {}", s.name, s.config.type_name(), p.server),
+            Ok(Ok(p)) => println!(
+                "sink {} ({}): OK, {}",
+                s.name,
+                s.config.type_name(),
+                p.server
+            ),
             Ok(Err(e)) => {
                 println!("sink {} ({}): FAILED: {e}", s.name, s.config.type_name());
                 ok = false;
             }
             Err(_) => {
-                println!("sink {} ({}): FAILED: no answer within 15 s", s.name, s.config.type_name());
+                println!(
+                    "sink {} ({}): FAILED: no answer within 15 s",
+                    s.name,
+                    s.config.type_name()
+                );
                 ok = false;
             }
         }

@@ -27,7 +27,11 @@ fn when(ms: i64) -> String {
         return "-".into();
     }
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|| "-".into())
 }
 
@@ -87,9 +91,15 @@ pub fn run(a: StatusArgs) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
         return Ok(());
     }
-    println!("checkpoint: {checkpoint} ({})", config.source.state_dir.display());
+    println!(
+        "checkpoint: {checkpoint} ({})",
+        config.source.state_dir.display()
+    );
     println!();
-    println!("{:<52} {:>10} {:>10} {:>10}  {}", "FILE", "SIZE", "SHIPPED", "BEHIND", "UPDATED");
+    println!(
+        "{:<52} {:>10} {:>10} {:>10}  {}",
+        "FILE", "SIZE", "SHIPPED", "BEHIND", "UPDATED"
+    );
     for r in &rows {
         let path = r["path"].as_str().unwrap_or("");
         let short = config
@@ -114,7 +124,10 @@ pub fn run(a: StatusArgs) -> Result<(), Failure> {
         );
     }
     println!();
-    println!("{:<24} {:<14} {:>14} {:>14}  {}", "SINK", "TYPE", "ACKED", "DEAD-LETTERED", "LAST ACK");
+    println!(
+        "{:<24} {:<14} {:>14} {:>14}  {}",
+        "SINK", "TYPE", "ACKED", "DEAD-LETTERED", "LAST ACK"
+    );
     for s in &sinks {
         println!(
             "{:<24} {:<14} {:>14} {:>14}  {}",

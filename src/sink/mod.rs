@@ -168,6 +168,7 @@ pub async fn run(
     idx: usize,
     mut rx: mpsc::UnboundedReceiver<Arc<Segment>>,
     tracker: Arc<Tracker>,
+    stats: Arc<crate::metrics::SinkStats>,
 ) {
     let sink = Arc::new(sink);
     let policy = sink.policy;
@@ -205,13 +206,26 @@ pub async fn run(
             batch.push(s);
         }
         let permit = slots.clone().acquire_owned().await.expect("never closed");
-        let (sink, tracker) = (sink.clone(), tracker.clone());
+        let (sink, tracker, stats) = (sink.clone(), tracker.clone(), stats.clone());
         tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+            let records: u64 = batch.iter().map(|s| u64::from(s.records)).sum();
             let delivered = loop {
-                match sink.deliver(idx, &batch).await {
+                stats
+                    .requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .sent_records
+                    .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+                let started = std::time::Instant::now();
+                let result = sink.deliver(idx, &batch).await;
+                stats.observe(started.elapsed());
+                match result {
                     Ok(d) => break d,
                     Err(e) => {
+                        stats
+                            .retries
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let d = backoff.next_delay();
                         tracing::warn!(sink = %sink.name, error = %e, attempt = backoff.attempts(), retry_in = ?d, "delivery failed; will retry");
                         tokio::time::sleep(d).await;

@@ -72,6 +72,8 @@ pub struct Counters {
     /// Bytes already shipped before this run (checkpointed) or skipped (`start_at = end`).
     pub bytes_skipped: std::sync::atomic::AtomicU64,
     pub open_files: std::sync::atomic::AtomicU64,
+    /// Records per log kind, indexed by `Kind as usize`.
+    pub per_kind: [std::sync::atomic::AtomicU64; 13],
 }
 
 const MAX_LINE: usize = 1 << 20;
@@ -818,6 +820,7 @@ impl Tailer {
         self.counters
             .records
             .fetch_add(u64::from(records), Ordering::Relaxed);
+        self.counters.per_kind[kind as usize].fetch_add(u64::from(records), Ordering::Relaxed);
         self.tracker.add_segment(seq, file, end, records);
         if records == 0 {
             return;

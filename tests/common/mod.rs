@@ -80,6 +80,18 @@ impl Harness {
     }
 
     fn write_config(&self, extra: &str, pipeline: &str, sinks: &str) -> Config {
+        self.write_config_metrics(extra, pipeline, sinks, "")
+    }
+
+    /// With the metrics endpoint on `listen` (empty: off, which the other helpers use so
+    /// that parallel tests do not fight over the default port).
+    pub fn write_config_metrics(
+        &self,
+        extra: &str,
+        pipeline: &str,
+        sinks: &str,
+        listen: &str,
+    ) -> Config {
         let defaults = [
             ("ignore_older_than", "\"3650d\""),
             ("poll_interval", "\"100ms\""),
@@ -106,6 +118,9 @@ state_dir = '{state}'
 checkpoint_interval = "100ms"
 shutdown_timeout = "10s"
 {pipeline}
+
+[metrics]
+listen = "{listen}"
 
 {sinks}
 "#,

@@ -1,0 +1,272 @@
+//! Metrics: Prometheus text at `/metrics` and a `/health` endpoint, on loopback unless the
+//! config says otherwise. Counters are atomics updated per segment or per request, never per
+//! record.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::ack::{Tracker, now_ms};
+use crate::kind::Kind;
+use crate::tail::Counters;
+
+/// Request latency buckets, seconds.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub sent_records: AtomicU64,
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub failed_requests: AtomicU64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl SinkStats {
+    pub fn observe(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Everything `/metrics` shows.
+pub struct Metrics {
+    pub tail: Arc<Counters>,
+    pub sinks: Vec<(String, Arc<SinkStats>)>,
+    pub tracker: Arc<Tracker>,
+    pub checkpoint_written_ms: AtomicI64,
+    /// `/health` fails when a sink has had records waiting this long without acknowledging.
+    pub health_window: Duration,
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut o = String::with_capacity(4096);
+        let t = &self.tail;
+        let counter = |o: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(
+            &mut o,
+            "epost_lines_read_total",
+            "Physical log lines read.",
+            t.lines.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut o,
+            "epost_bytes_read_total",
+            "Log bytes read.",
+            t.bytes.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP epost_records_total Records made, per log kind.\n# TYPE epost_records_total counter"
+        );
+        for k in Kind::ALL {
+            let _ = writeln!(
+                o,
+                "epost_records_total{{kind=\"{}\"}} {}",
+                k.name(),
+                t.per_kind[k as usize].load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP epost_open_files Log files held open.\n# TYPE epost_open_files gauge\nepost_open_files {}",
+            t.open_files.load(Ordering::Relaxed)
+        );
+        let sinks = self.tracker.sink_states();
+        let mut lines = [
+            (
+                "epost_sink_records_sent_total",
+                "Records handed to the sink (retries included).",
+                "counter",
+                String::new(),
+            ),
+            (
+                "epost_sink_records_acked_total",
+                "Records the sink acknowledged (stored or dead-lettered).",
+                "counter",
+                String::new(),
+            ),
+            (
+                "epost_sink_records_dead_lettered_total",
+                "Records the sink refused for good, written to the dead-letter file.",
+                "counter",
+                String::new(),
+            ),
+            (
+                "epost_sink_requests_total",
+                "Delivery attempts.",
+                "counter",
+                String::new(),
+            ),
+            (
+                "epost_sink_retries_total",
+                "Delivery attempts that failed and were retried.",
+                "counter",
+                String::new(),
+            ),
+            (
+                "epost_sink_last_ack_timestamp_seconds",
+                "When the sink last acknowledged something.",
+                "gauge",
+                String::new(),
+            ),
+        ];
+        for (name, stats) in &self.sinks {
+            let st = sinks.get(name).cloned().unwrap_or_default();
+            let vals = [
+                stats.sent_records.load(Ordering::Relaxed) as f64,
+                st.acked_records as f64,
+                st.dead_lettered as f64,
+                stats.requests.load(Ordering::Relaxed) as f64,
+                stats.retries.load(Ordering::Relaxed) as f64,
+                st.last_ack_ms as f64 / 1000.0,
+            ];
+            for (l, v) in lines.iter_mut().zip(vals) {
+                let _ = writeln!(l.3, "{}{{sink=\"{name}\"}} {v}", l.0);
+            }
+        }
+        for (name, help, kind, body) in &lines {
+            let _ = write!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{body}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP epost_sink_request_duration_seconds Delivery request latency.\n# TYPE epost_sink_request_duration_seconds histogram"
+        );
+        for (name, s) in &self.sinks {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    o,
+                    "epost_sink_request_duration_seconds_bucket{{sink=\"{name}\",le=\"{b}\"}} {}",
+                    s.latency_buckets[i].load(Ordering::Relaxed)
+                );
+            }
+            let n = s.latency_count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                o,
+                "epost_sink_request_duration_seconds_bucket{{sink=\"{name}\",le=\"+Inf\"}} {n}"
+            );
+            let _ = writeln!(
+                o,
+                "epost_sink_request_duration_seconds_sum{{sink=\"{name}\"}} {}",
+                s.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(
+                o,
+                "epost_sink_request_duration_seconds_count{{sink=\"{name}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "# HELP epost_file_bytes_behind Bytes of a file not yet acknowledged by every sink.\n# TYPE epost_file_bytes_behind gauge"
+        );
+        for (path, size, acked) in self.tracker.files_view() {
+            let _ = writeln!(
+                o,
+                "epost_file_bytes_behind{{path=\"{}\"}} {}",
+                path.replace('\\', "\\\\").replace('"', "\\\""),
+                size.saturating_sub(acked)
+            );
+        }
+        let written = self.checkpoint_written_ms.load(Ordering::Relaxed);
+        let age = if written > 0 {
+            (now_ms() - written) as f64 / 1000.0
+        } else {
+            -1.0
+        };
+        let _ = writeln!(
+            o,
+            "# HELP epost_checkpoint_age_seconds Seconds since the checkpoint was last written (-1: not yet).\n# TYPE epost_checkpoint_age_seconds gauge\nepost_checkpoint_age_seconds {age}"
+        );
+        let _ = writeln!(
+            o,
+            "# HELP epost_segments_in_flight Segments read but not yet acknowledged by every sink.\n# TYPE epost_segments_in_flight gauge\nepost_segments_in_flight {}",
+            self.tracker.in_flight()
+        );
+        o
+    }
+
+    /// Healthy when every sink acknowledged something recently, or nothing waits for it.
+    pub fn health(&self) -> (bool, String) {
+        let states = self.tracker.sink_states();
+        let waiting = self.tracker.in_flight() > 0;
+        let oldest = self.tracker.oldest_pending_ms();
+        let now = now_ms();
+        let mut bad = Vec::new();
+        for (name, _) in &self.sinks {
+            let last = states.get(name).map_or(0, |s| s.last_ack_ms);
+            let stale = now - last > self.health_window.as_millis() as i64;
+            let stuck = oldest.is_some_and(|t| now - t > self.health_window.as_millis() as i64);
+            if waiting && stale && stuck {
+                bad.push(name.clone());
+            }
+        }
+        if bad.is_empty() {
+            (true, "ok\n".into())
+        } else {
+            (
+                false,
+                format!("no acknowledgement recently from: {}\n", bad.join(", ")),
+            )
+        }
+    }
+}
+
+/// Serves `/metrics` and `/health` until the runtime shuts down. A port already in use is
+/// reported, not fatal: shipping matters more than metrics.
+pub async fn serve(listen: String, metrics: Arc<Metrics>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(listen = %listen, error = %e, "cannot serve metrics");
+            return;
+        }
+    };
+    tracing::info!(listen = %listen, "metrics on /metrics and /health");
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req.split(' ').nth(1).unwrap_or("/");
+            let (status, ctype, body) = match path {
+                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+                "/health" => match metrics.health() {
+                    (true, b) => ("200 OK", "text/plain", b),
+                    (false, b) => ("503 Service Unavailable", "text/plain", b),
+                },
+                _ => (
+                    "404 Not Found",
+                    "text/plain",
+                    "try /metrics or /health\n".into(),
+                ),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(body.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,166 @@
+//! The commands an administrator runs besides `run`: check, status, backfill (interrupted and
+//! resumed), and a clean stop of `run` on SIGTERM.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Harness, append, inlog_line};
+
+const BIN: &str = env!("CARGO_BIN_EXE_epost-shipper");
+
+fn cmd(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_reports_config_errors_sinks_and_folders() {
+    let h = Harness::new();
+    append(
+        &h.log("inlog", "MAILSV01", "171130.log"),
+        &inlog_line(1, 30),
+    );
+    h.config("");
+    let cfg = h.dir.path().join("shipper.toml");
+    let out = cmd(&["check"], &cfg);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("inlog") && text.contains("MAILSV01") && text.contains("newest 171130.log"),
+        "{text}"
+    );
+    assert!(text.contains("all well"));
+
+    // an unreachable sink: exit 1, the sink named
+    let bad = h.dir.path().join("bad.toml");
+    let t = std::fs::read_to_string(&cfg).unwrap()
+        + "\n[[sink]]\ntype = \"elasticsearch\"\nname = \"es\"\nurl = \"http://127.0.0.1:9\"\n";
+    std::fs::write(&bad, t).unwrap();
+    let out = cmd(&["check"], &bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sink es (elasticsearch): FAILED"));
+
+    // a typo: exit 2 with file, line and key
+    let typo = h.dir.path().join("typo.toml");
+    std::fs::write(
+        &typo,
+        format!(
+            "[source]\nworkdir = '{}'\nencodng = \"cp932\"\n[[sink]]\ntype = \"stdout\"\n",
+            h.mail.display()
+        ),
+    )
+    .unwrap();
+    let out = cmd(&["check"], &typo);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("typo.toml:3:1")
+            && err.contains("source.encodng")
+            && err.contains("did you mean `encoding`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn backfill_interrupted_resumes_and_status_shows_it() {
+    let h = Harness::new();
+    let p = h.log("inlog", "MAILSV01", "171130.log");
+    let mut text = String::new();
+    for i in 0..60_000 {
+        text.push_str(&inlog_line(i, 30));
+    }
+    append(&p, &text);
+    h.config_with("", "segment_max_records = 200");
+    let cfg = h.dir.path().join("shipper.toml");
+    // interrupted as soon as part of it is shipped
+    let mut child = Command::new(BIN)
+        .args(["backfill", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while h.records().len() < 5_000 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = h.records().len();
+    assert!(before < 60_000, "interrupted before the end ({before})");
+
+    let out = cmd(&["status", "--json"], &cfg);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let behind = st["bytes_behind"].as_u64().unwrap();
+    assert!(behind > 0, "{st}");
+
+    // run again: continues where it stopped and exits 0 when caught up
+    let out = cmd(&["backfill"], &cfg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backfill complete"));
+    let ids: HashSet<String> = h
+        .records()
+        .iter()
+        .map(|r| r["event"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 60_000, "every line once at least");
+    let dups = h.records().len() - ids.len();
+    assert!(
+        dups < 5_000,
+        "resumed near where it stopped, not from the start ({dups} again)"
+    );
+
+    let out = cmd(&["status", "--json"], &cfg);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["bytes_behind"], 0);
+    assert!(st["sinks"][0]["acked_records"].as_u64().unwrap() >= 60_000 - before as u64);
+    let table = String::from_utf8_lossy(&cmd(&["status"], &cfg).stdout).to_string();
+    assert!(
+        table.contains("inlog/MAILSV01/171130.log") && table.contains("behind in total: 0 B"),
+        "{table}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn run_stops_cleanly_on_sigterm() {
+    let h = Harness::new();
+    append(
+        &h.log("inlog", "MAILSV01", "171130.log"),
+        &inlog_line(1, 30),
+    );
+    h.config("");
+    let cfg = h.dir.path().join("shipper.toml");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    h.wait_until(10, "the line", |r| r.len() == 1);
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped cleanly"));
+    let cp = h.checkpoint();
+    assert_eq!(cp["files"][0]["offset"], cp["files"][0]["size"]);
+}
