@@ -97,8 +97,8 @@ pub fn run(a: StatusArgs) -> Result<(), Failure> {
     );
     println!();
     println!(
-        "{:<52} {:>10} {:>10} {:>10}  {}",
-        "FILE", "SIZE", "SHIPPED", "BEHIND", "UPDATED"
+        "{:<52} {:>10} {:>10} {:>10}  UPDATED",
+        "FILE", "SIZE", "SHIPPED", "BEHIND"
     );
     for r in &rows {
         let path = r["path"].as_str().unwrap_or("");
@@ -125,8 +125,8 @@ pub fn run(a: StatusArgs) -> Result<(), Failure> {
     }
     println!();
     println!(
-        "{:<24} {:<14} {:>14} {:>14}  {}",
-        "SINK", "TYPE", "ACKED", "DEAD-LETTERED", "LAST ACK"
+        "{:<24} {:<14} {:>14} {:>14}  LAST ACK",
+        "SINK", "TYPE", "ACKED", "DEAD-LETTERED"
     );
     for s in &sinks {
         println!(
