@@ -141,7 +141,7 @@ fn run_stops_cleanly_on_sigterm() {
     );
     h.config("");
     let cfg = h.dir.path().join("shipper.toml");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&cfg)
         .stderr(Stdio::piped())
