@@ -314,17 +314,59 @@ fn real_loki_kill_and_restart_loses_nothing_and_replays_are_identical() {
     let Some((base, path)) = server() else { return };
     let run = unique();
     let h = Harness::new();
-    let total = write_stream_files(&h, 3000);
-    h.config_sinks(
-        "",
-        "segment_max_records = 100",
-        &loki_sink(
-            &base,
-            &path,
-            &format!("labels = {{ run = \"{run}\" }}\nbatch_max_events = 200"),
-        ),
-    );
+    let total = 3040;
+    // A checkpoint a second apart and kills at every phase: restarts send again what the
+    // server already has, which is what this test is about.
     let config = h.dir.path().join("shipper.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[source]
+workdir = '{mail}'
+state_dir = '{state}'
+ignore_older_than = "3650d"
+poll_interval = "100ms"
+partial_line_timeout = "1s"
+
+[pipeline]
+checkpoint_interval = "1s"
+segment_max_records = 50
+
+{sink}
+"#,
+            mail = h.mail.display(),
+            state = h.state.display(),
+            sink = loki_sink(
+                &base,
+                &path,
+                &format!(
+                    "labels = {{ run = \"{run}\" }}\nbatch_max_events = 100\nmax_in_flight = 2"
+                ),
+            )
+        ),
+    )
+    .unwrap();
+    // the writer appends while the shipper is killed and restarted
+    let writer = {
+        let p = h.log("inlog", "MAILSV01", "171130.log");
+        let m = h.log("maildblog", "MAILSV01", "171130.log");
+        std::thread::spawn(move || {
+            let mach = "[30/Nov/2017:10:00:00] [IN=alice@example.net] / [maildb=alice@example.net] mach!!\r\n";
+            for chunk in 0..60u32 {
+                let mut text = String::new();
+                for i in chunk * 50..chunk * 50 + 50 {
+                    text.push_str(&inlog_line(i, 30));
+                }
+                append(&p, &text);
+                if chunk % 3 == 0 {
+                    // identical lines in one second, some in the same segment
+                    append(&m, &mach.repeat(2));
+                }
+                std::thread::sleep(Duration::from_millis(80));
+            }
+        })
+    };
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_epost-shipper"))
             .args(["run", "--config"])
@@ -334,12 +376,13 @@ fn real_loki_kill_and_restart_loses_nothing_and_replays_are_identical() {
             .spawn()
             .unwrap()
     };
-    for wait in [700u64, 400, 900, 300, 600] {
+    for wait in [700u64, 1500, 2500, 400, 1800, 1200, 900] {
         let mut child = spawn();
         std::thread::sleep(Duration::from_millis(wait));
         child.kill().unwrap();
         child.wait().unwrap();
     }
+    writer.join().unwrap();
     let mut child = spawn();
     let filter = format!("{{run=\"{run}\"}}");
     // caught up when the checkpoint reaches the end of both files
@@ -812,4 +855,40 @@ fn fake_probe_and_config_errors() {
             .to_string();
         assert!(e.contains(want), "{extra}: {e}");
     }
+}
+
+#[test]
+fn fake_loki_without_structured_metadata_holds_records_until_configured() {
+    let fake = FakeLoki::start(Rules {
+        no_metadata: true,
+        ..Rules::default()
+    });
+    let h = Harness::new();
+    let p = h.log("inlog", "MAILSV01", "171130.log");
+    for i in 0..30 {
+        append(&p, &inlog_line(i, 30));
+    }
+    let run = h.start(h.config_sinks("", "", &loki_sink(&fake.url, "/loki/api/v1/push", "")));
+    let start = Instant::now();
+    while fake.n(&fake.state.refused) == 0 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.stop();
+    // a configuration problem: nothing dead-lettered, nothing acknowledged
+    assert!(fake.n(&fake.state.refused) > 0);
+    assert_eq!(fake.count(), 0);
+    assert!(dead_letters(&h).is_empty());
+    assert_eq!(h.checkpoint()["files"][0]["offset"], 0);
+    // once told, the same records go through, without metadata
+    let sink = loki_sink(
+        &fake.url,
+        "/loki/api/v1/push",
+        "structured_metadata = false",
+    );
+    let run = h.start(h.config_sinks("", "", &sink));
+    wait_settled(&h, &fake, 30);
+    run.stop();
+    assert_eq!(fake.count(), 30);
+    assert!(fake.entries().iter().all(|e| e.metadata.is_empty()));
+    assert!(dead_letters(&h).is_empty());
 }

@@ -7,10 +7,12 @@
 //! - `max_behind`: entries further behind the stream's newest entry than this are refused by
 //!   the "ingester" with Loki's `too_far_behind` message;
 //! - `refuse`: any other per-entry refusal, with the reason given;
+//! - `no_metadata`: streams with structured metadata are refused (Loki before 3.0);
 //!
 //! and a push with refused entries stores the others and answers 400 naming the refused ones,
 //! as Loki does. Whole-request faults (statuses, dropped connections before or after storing)
-//! come from `fault`. Protobuf + snappy and JSON (+ gzip) bodies are both read.
+//! come from `fault`, numbered over the pushes that carry entries (the sink's empty start-up
+//! push is answered without faults). Protobuf + snappy and JSON (+ gzip) bodies are both read.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +46,8 @@ pub struct Rules {
     pub max_behind: Option<i64>,
     /// Per entry line: `Some(reason)` refuses it.
     pub refuse: Option<RefusePolicy>,
+    /// Like a Loki with `allow_structured_metadata: false`: a stream with any is refused.
+    pub no_metadata: bool,
     pub fault: Option<FaultPolicy>,
 }
 
@@ -165,20 +169,22 @@ fn serve(conn: TcpStream, st: &State, rules: &Rules) {
                 hdr.get("content-type").cloned(),
                 hdr.get("content-encoding").cloned(),
             ]);
-            let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
-            let fault = rules.fault.as_ref().map_or(Fault::None, |f| f(n));
-            match fault {
-                Fault::Drop => return,
-                Fault::Status(s) => (s, format!("injected {s}")),
-                Fault::None | Fault::DropAfterStore => {
-                    let r = match decode(&hdr, &body) {
-                        Ok(streams) => push(st, rules, streams),
-                        Err(e) => (400, e),
-                    };
-                    if fault == Fault::DropAfterStore {
-                        return;
+            match decode(&hdr, &body) {
+                Err(e) => (400, e),
+                // the sink's start-up check: answered, not counted, no faults
+                Ok(streams) if streams.iter().all(|s| s.1.is_empty()) => (204, String::new()),
+                Ok(streams) => {
+                    let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
+                    let fault = rules.fault.as_ref().map_or(Fault::None, |f| f(n));
+                    match fault {
+                        Fault::Drop => return,
+                        Fault::Status(s) => (s, format!("injected {s}")),
+                        Fault::None => push(st, rules, streams),
+                        Fault::DropAfterStore => {
+                            push(st, rules, streams);
+                            return;
+                        }
                     }
-                    r
                 }
             }
         } else if path.starts_with("/loki/api/v1/status/buildinfo") {
@@ -317,6 +323,13 @@ fn push(st: &State, rules: &Rules, streams: Streams) -> (u16, String) {
             st.unordered.fetch_add(1, Ordering::SeqCst);
         }
         let text = label_text(&labels);
+        if rules.no_metadata && entries.iter().any(|e| !e.2.is_empty()) {
+            errors.push(format!(
+                "stream '{text}' includes structured metadata, but this feature is disallowed. Please see `limits_config.structured_metadata` or contact your Loki administrator to enable it."
+            ));
+            st.refused.fetch_add(entries.len() as u64, Ordering::SeqCst);
+            continue;
+        }
         let stream = all.entry(labels).or_default();
         let total = entries.len();
         let mut behind = Vec::new();

@@ -224,6 +224,12 @@ impl LokiSink {
                 "{url}: HTTP {status}: {}; check `url` and `push_path`",
                 truncate(body.trim(), 300)
             )),
+            // a Loki that takes no structured metadata refuses every entry: wait for the
+            // configuration to be fixed rather than dead-letter everything
+            400 if metadata_refused(&body) => Push::Retry(format!(
+                "{url}: HTTP {status}: {}; set `structured_metadata = false` for this Loki, or allow structured metadata in its limits_config",
+                truncate(body.trim(), 300)
+            )),
             400 | 413 => Push::Refused { status, body },
             401 | 403 => Push::Retry(format!(
                 "{url}: authentication refused (HTTP {status}): {}; records wait on disk until the credentials are fixed",
@@ -263,11 +269,17 @@ impl LokiSink {
             }
         }
 
-        // requests of at most max_request_bytes, popped in order
+        // requests of at most max_request_bytes, popped in order: stream by stream, each in
+        // time order, so that a stream's later pushes never carry older entries
+        let all: Vec<usize> = (0..entries.len()).collect();
         let mut work: Vec<Vec<usize>> = Vec::new();
         let mut cur = Vec::new();
         let mut size = 0usize;
-        for (i, e) in entries.iter().enumerate() {
+        for i in encode::streams(&entries, &all)
+            .into_iter()
+            .flat_map(|(_, s)| s)
+        {
+            let e = &entries[i];
             let n = e.line.len() + e.labels.len() + 128;
             if !cur.is_empty() && size + n > self.max_request_bytes {
                 work.push(std::mem::take(&mut cur));
@@ -322,12 +334,7 @@ impl LokiSink {
         dead: &mut [u64],
     ) -> Result<bool, SinkError> {
         if set.len() == 1 {
-            let reason = format!(
-                "HTTP {}: {}{}",
-                status.as_u16(),
-                truncate(body.trim(), 2000),
-                hint(body)
-            );
+            let reason = format!("HTTP {}: {}", status.as_u16(), truncate(body.trim(), 2000));
             self.dead_letter(&reason, &entries[set[0]].to_json())?;
             dead[owner[set[0]]] += 1;
             tracing::warn!(sink = %self.name, reason = %reason, file = %self.dead.path().display(), "entry refused by Loki; written to the dead-letter file");
@@ -378,13 +385,14 @@ impl LokiSink {
     }
 }
 
-/// A pointer for refusals that configuration fixes.
-fn hint(body: &str) -> &'static str {
-    if body.contains("structured metadata") {
-        " (hint: this Loki does not take structured metadata: set `structured_metadata = false`)"
-    } else {
-        ""
-    }
+/// Loki's refusal of structured metadata (`stream '{..}' includes structured metadata, but
+/// this feature is disallowed...`): a whole-tenant setting, not a fault of the entry.
+fn metadata_refused(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    b.contains("structured metadata")
+        && ["disallowed", "disabled", "not allowed", "not enabled"]
+            .iter()
+            .any(|w| b.contains(w))
 }
 
 /// `vm_app_version{version="victoria-logs-v1.52.1", short_version="v1.52.1"} 1`
