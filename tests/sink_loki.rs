@@ -892,3 +892,18 @@ fn fake_loki_without_structured_metadata_holds_records_until_configured() {
     assert!(fake.entries().iter().all(|e| e.metadata.is_empty()));
     assert!(dead_letters(&h).is_empty());
 }
+
+#[test]
+fn example_config_loads_and_builds_the_sink() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example-loki.toml");
+    let dir = tempfile::tempdir().unwrap();
+    // the example names a Windows mail folder: point it at one that exists here
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(r"'C:\mail'", &format!("'{}'", dir.path().display()));
+    let cfg =
+        epost_shipper::config::Config::from_str(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.sinks.len(), 1);
+    let sink = epost_shipper::sink::Sink::new(&cfg.sinks[0], dir.path()).unwrap();
+    assert_eq!(sink.name, "loki");
+}
