@@ -907,3 +907,53 @@ fn example_config_loads_and_builds_the_sink() {
     let sink = epost_shipper::sink::Sink::new(&cfg.sinks[0], dir.path()).unwrap();
     assert_eq!(sink.name, "loki");
 }
+
+#[test]
+fn fake_over_tls_with_custom_ca_and_client_certificate() {
+    let pki = fake_loki::Pki::new();
+    let fake = FakeLoki::start_tls(Rules::default(), pki.server_mtls());
+    let h = Harness::new();
+    let d = h.dir.path();
+    for (name, pem) in [
+        ("ca.pem", &pki.ca_pem),
+        ("client.pem", &pki.client_cert_pem),
+        ("client-key.pem", &pki.client_key_pem),
+    ] {
+        std::fs::write(d.join(name), pem).unwrap();
+    }
+    let ca = format!("tls.ca_file = '{}'", d.join("ca.pem").display());
+    let client = format!(
+        "tls.cert_file = '{}'\ntls.key_file = '{}'",
+        d.join("client.pem").display(),
+        d.join("client-key.pem").display()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let probe = |extra: &str| {
+        let cfg = h.config_sinks("", "", &loki_sink(&fake.url, "/loki/api/v1/push", extra));
+        let sink = epost_shipper::sink::Sink::new(&cfg.sinks[0], &h.state).unwrap();
+        rt.block_on(sink.probe())
+    };
+    // the server's certificate is not trusted without the CA; the server wants a client
+    // certificate
+    let e = probe(&client).expect_err("unknown CA accepted").to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    let e = probe(&ca)
+        .expect_err("no client certificate accepted")
+        .to_string();
+    assert!(e.contains("127.0.0.1"), "{e}");
+    let both = format!("{ca}\n{client}");
+    let p = probe(&both).expect("probe over mutual TLS");
+    assert!(p.server.contains("https://127.0.0.1"), "{}", p.server);
+
+    let p = h.log("inlog", "MAILSV01", "171130.log");
+    for i in 0..20 {
+        append(&p, &inlog_line(i, 30));
+    }
+    let run = h.start(h.config_sinks("", "", &loki_sink(&fake.url, "/loki/api/v1/push", &both)));
+    wait_settled(&h, &fake, 20);
+    run.stop();
+    assert_exact(&h, &fake);
+}

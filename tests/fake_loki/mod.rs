@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -85,16 +85,34 @@ pub struct FakeLoki {
 
 impl FakeLoki {
     pub fn start(rules: Rules) -> FakeLoki {
+        Self::start_with(rules, None)
+    }
+
+    /// Over TLS with this server configuration (`https://127.0.0.1:<port>`).
+    pub fn start_tls(rules: Rules, tls: Arc<rustls::ServerConfig>) -> FakeLoki {
+        Self::start_with(rules, Some(tls))
+    }
+
+    fn start_with(rules: Rules, tls: Option<Arc<rustls::ServerConfig>>) -> FakeLoki {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let state = Arc::new(State::default());
         let rules = Arc::new(rules);
         let st = state.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (st, rules) = (st.clone(), rules.clone());
-                std::thread::spawn(move || serve(conn, &st, &rules));
+                let (st, rules, tls) = (st.clone(), rules.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(conn, &st, &rules),
+                    Some(cfg) => {
+                        let Ok(server) = rustls::ServerConnection::new(cfg) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(server, conn), &st, &rules)
+                    }
+                });
             }
         });
         FakeLoki { url, state }
@@ -128,10 +146,8 @@ impl FakeLoki {
     }
 }
 
-fn serve(conn: TcpStream, st: &State, rules: &Rules) {
-    let Ok(clone) = conn.try_clone() else { return };
-    let mut reader = BufReader::new(clone);
-    let mut out = conn;
+fn serve<S: Read + Write>(conn: S, st: &State, rules: &Rules) {
+    let mut reader = BufReader::new(conn);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -203,7 +219,11 @@ fn serve(conn: TcpStream, st: &State, rules: &Rules) {
             "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
             reply.len()
         );
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(reply.as_bytes()).is_err() {
+        let out = reader.get_mut();
+        if out.write_all(head.as_bytes()).is_err()
+            || out.write_all(reply.as_bytes()).is_err()
+            || out.flush().is_err()
+        {
             return;
         }
     }
@@ -384,5 +404,71 @@ fn push(st: &State, rules: &Rules, streams: Streams) -> (u16, String) {
         (204, String::new())
     } else {
         (400, errors.join("\n"))
+    }
+}
+
+/// A test CA, a server certificate for 127.0.0.1 and localhost, and a client certificate.
+pub struct Pki {
+    pub ca_pem: String,
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "fake Loki test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        cp.distinguished_name
+            .push(DnType::CommonName, "epost-shipper");
+        let client = cp.signed_by(&client_key, &issuer).unwrap();
+        Pki {
+            ca_pem: ca_cert.pem(),
+            server_cert_pem: server.pem(),
+            server_key_pem: server_key.serialize_pem(),
+            client_cert_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
+        }
+    }
+
+    /// Server TLS that lets in only clients with a certificate of this CA.
+    pub fn server_mtls(&self) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs = vec![CertificateDer::from_pem_slice(self.server_cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(cfg)
     }
 }
