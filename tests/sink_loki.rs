@@ -309,11 +309,10 @@ fn write_stream_files(h: &Harness, total: u32) -> usize {
     total as usize + 40
 }
 
-#[test]
-fn real_loki_kill_and_restart_loses_nothing_and_replays_are_identical() {
-    let Some((base, path)) = server() else { return };
-    let run = unique();
-    let h = Harness::new();
+/// Runs the binary over a writer that appends 3000 inlog lines and 40 identical maildblog
+/// lines while the shipper is SIGKILLed 7 times and restarted, then lets it catch up (the
+/// checkpoint at the end of both files). Returns the number of records written.
+fn kill_and_restart(h: &Harness, url: &str, push_path: &str, extra: &str) -> usize {
     let total = 3040;
     // A checkpoint a second apart and kills at every phase: restarts send again what the
     // server already has, which is what this test is about.
@@ -338,11 +337,9 @@ segment_max_records = 50
             mail = h.mail.display(),
             state = h.state.display(),
             sink = loki_sink(
-                &base,
-                &path,
-                &format!(
-                    "labels = {{ run = \"{run}\" }}\nbatch_max_events = 100\nmax_in_flight = 2"
-                ),
+                url,
+                push_path,
+                &format!("batch_max_events = 100\nmax_in_flight = 2\n{extra}"),
             )
         ),
     )
@@ -384,7 +381,6 @@ segment_max_records = 50
     }
     writer.join().unwrap();
     let mut child = spawn();
-    let filter = format!("{{run=\"{run}\"}}");
     // caught up when the checkpoint reaches the end of both files
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(90) {
@@ -402,6 +398,16 @@ segment_max_records = 50
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    total
+}
+
+#[test]
+fn real_loki_kill_and_restart_loses_nothing_and_replays_are_identical() {
+    let Some((base, path)) = server() else { return };
+    let run = unique();
+    let h = Harness::new();
+    let total = kill_and_restart(&h, &base, &path, &format!("labels = {{ run = \"{run}\" }}"));
+    let filter = format!("{{run=\"{run}\"}}");
     wait_vl_count(&base, &filter, total as u64, 30);
     std::thread::sleep(Duration::from_secs(2));
 
@@ -955,5 +961,18 @@ fn fake_over_tls_with_custom_ca_and_client_certificate() {
     let run = h.start(h.config_sinks("", "", &loki_sink(&fake.url, "/loki/api/v1/push", &both)));
     wait_settled(&h, &fake, 20);
     run.stop();
+    assert_exact(&h, &fake);
+}
+
+#[test]
+fn fake_kill_and_restart_counts_exactly_once_loki_collapses_replays() {
+    let fake = FakeLoki::start(Rules::default());
+    let h = Harness::new();
+    let total = kill_and_restart(&h, &fake.url, "/loki/api/v1/push", "");
+    assert_eq!(
+        fake.count(),
+        total,
+        "every record once, after Loki's duplicate rule"
+    );
     assert_exact(&h, &fake);
 }
