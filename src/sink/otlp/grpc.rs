@@ -72,9 +72,10 @@ impl Grpc {
             .user_agent(concat!("epost-shipper/", env!("CARGO_PKG_VERSION")))
             .map_err(|e| SinkError::Config(format!("user agent: {e}")))?
             .timeout(c.request_timeout.0)
-            .connect_timeout(Duration::from_secs(10))
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
+            // No HTTP/2 keep-alive pings: grpc-go servers (the collector) answer pings more
+            // often than every 5 minutes with GOAWAY "too_many_pings". TCP keep-alive on the
+            // socket and the request timeout catch a dead peer instead.
+            .connect_timeout(Duration::from_secs(10));
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
