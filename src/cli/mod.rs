@@ -5,8 +5,8 @@ mod backfill;
 mod check;
 mod parse;
 mod run;
-mod status;
 mod service;
+mod status;
 
 use clap::{Parser, Subcommand};
 

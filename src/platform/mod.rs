@@ -1,5 +1,10 @@
 //! Everything that differs between Windows and the rest, in one place.
 
+#[cfg(windows)]
+pub mod service;
+#[cfg(windows)]
+mod windows;
+
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,10 +36,7 @@ pub fn default_state_dir(config_dir: &Path) -> PathBuf {
     #[cfg(windows)]
     {
         let _ = config_dir;
-        let base = std::env::var_os("ProgramData")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
-        base.join("epost-shipper")
+        windows::program_data().join("epost-shipper")
     }
     #[cfg(not(windows))]
     {
@@ -52,38 +54,56 @@ pub fn is_absolute_windows(p: &str) -> bool {
 }
 
 /// Resolves when the process is asked to stop: Ctrl-C everywhere, SIGTERM on Unix, and
-/// Ctrl-Break / console close on Windows. (The Windows service stop goes through the service
-/// control handler, which triggers the same shutdown.)
+/// Ctrl-Break / console close / system shutdown on Windows. (The Windows service stop goes
+/// through the service control handler, which sets the pipeline's stop flag.) A signal that
+/// cannot be listened for is logged and never fires: it must not stop the pipeline at once.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                None
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
         }
     }
     #[cfg(windows)]
     {
-        use tokio::signal::windows::{ctrl_break, ctrl_close};
+        use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_shutdown};
+        async fn wait(l: Option<impl std::future::Future<Output = Option<()>>>) {
+            match l {
+                Some(f) => {
+                    f.await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
         let mut brk = ctrl_break().ok();
         let mut close = ctrl_close().ok();
+        let mut shutdown = ctrl_shutdown().ok();
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match brk.as_mut() { Some(b) => { b.recv().await; } None => std::future::pending::<()>().await } } => {}
-            _ = async { match close.as_mut() { Some(c) => { c.recv().await; } None => std::future::pending::<()>().await } } => {}
+            _ = ctrl_c() => {}
+            _ = wait(brk.as_mut().map(|s| s.recv())) => {}
+            _ = wait(close.as_mut().map(|s| s.recv())) => {}
+            _ = wait(shutdown.as_mut().map(|s| s.recv())) => {}
         }
     }
     #[cfg(not(any(unix, windows)))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        ctrl_c().await;
+    }
+}
+
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+        std::future::pending::<()>().await;
     }
 }
 

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# Proof under Wine that the Windows build works: builds epost-shipper.exe
+# (scripts/build-windows.sh), makes a fresh Wine prefix, and checks
+#   1. `run` on C:\mail: every record of the example folder, of lines appended by a Windows
+#      writer (cmd's `>>`) while the shipper holds the files open, and of new day's files
+#      arrives in the file sink with exactly the event.ids the Linux `parse` prints for the
+#      final folder; Ctrl-C stops it cleanly; the checkpoint holds every file's full size; a
+#      restart resumes from it and sends nothing again;
+#   2. the share modes: a Windows writer can append while the shipper reads (and, as a
+#      control, cannot while a handle without FILE_SHARE_WRITE is held);
+#   3. the Windows service: `service install` (automatic start, command line, display name),
+#      `sc start`, shipping with the default state folder (%ProgramData%\epost-shipper) and the
+#      service log there, `sc stop` flushing and checkpointing, `service uninstall`.
+# Installs Wine (apt) when missing. Ends with "N passed, N failed"; exit 0 only if none failed.
+#   tests/wine/run.sh            (CARGO_TARGET_DIR is honoured; the prefix is in it/wine-test)
+set -uo pipefail
+export LC_ALL=C
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+WORK="$TARGET_DIR/wine-test"
+START=$(date +%s)
+
+say() { echo "wine-test: $*" >&2; }
+die() {
+    say "$*"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        say "need root to run: $*"
+        return 1
+    fi
+}
+
+# --- Wine, jq ----------------------------------------------------------------------------
+need=()
+command -v wine >/dev/null 2>&1 || need+=(wine)
+[ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null 2>&1 || need+=(wine64)
+command -v jq >/dev/null 2>&1 || need+=(jq)
+if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]} (apt-get)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            wine wine64 jq >&2 || die "cannot install Wine: apt-get install wine wine64 jq failed"
+fi
+
+# --- Build -------------------------------------------------------------------------------
+say "building the Windows binary (scripts/build-windows.sh)"
+EXE=$(scripts/build-windows.sh | tail -n 1) || die "scripts/build-windows.sh failed"
+[ -f "$EXE" ] || die "no $EXE"
+say "building the Linux binary (the reference parser)"
+cargo build --quiet --bin epost-shipper >&2 || die "cargo build failed"
+LBIN="$TARGET_DIR/debug/epost-shipper"
+
+# --- A fresh prefix ----------------------------------------------------------------------
+export WINEPREFIX="$WORK/prefix" WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+if [ -d "$WINEPREFIX" ]; then WINEPREFIX="$WINEPREFIX" wineserver -k 2>/dev/null; fi
+rm -rf "$WORK"
+mkdir -p "$WORK"
+WLOG="$WORK/wine.log" # Wine's own chatter (no display, no wine32, ...)
+say "creating the Wine prefix $WINEPREFIX"
+wine wineboot -i >>"$WLOG" 2>&1
+# One persistent wineserver for the whole test: without it services.exe (and with it the
+# service under test) goes down whenever no other Wine process runs.
+wineserver -p
+trap 'wineserver -k 2>/dev/null; [ -n "${RUN_PID:-}" ] && kill "$RUN_PID" 2>/dev/null' EXIT
+C="$WINEPREFIX/drive_c"
+[ -d "$C/windows" ] || die "wineboot did not create $C (see $WLOG)"
+
+APP="$C/epost-shipper"
+mkdir -p "$APP" "$C/chunks"
+cp "$EXE" "$APP/"
+cp -r examples/mail "$C/mail"
+
+# Rust's std (1.78+) imports ProcessPrng from bcryptprimitives.dll: every supported Windows
+# has it, Wine only from 9.x. For older Wine a test-only shim goes next to the .exe.
+if ! find /usr/lib /usr/lib64 /usr/local/lib /opt -ipath '*wine*' -iname bcryptprimitives.dll 2>/dev/null | grep -q .; then
+    say "Wine lacks bcryptprimitives.dll: using the test shim (tests/wine/bcryptprimitives.c)"
+    x86_64-w64-mingw32-gcc -O2 -shared -o "$APP/bcryptprimitives.dll" \
+        tests/wine/bcryptprimitives.c tests/wine/bcryptprimitives.def -lbcrypt ||
+        die "cannot build the bcryptprimitives shim"
+fi
+x86_64-w64-mingw32-gcc -O2 -o "$C/chunks/holdopen.exe" tests/wine/holdopen.c ||
+    die "cannot build tests/wine/holdopen.c"
+
+PASS=0
+FAIL=0
+ok() {
+    PASS=$((PASS + 1))
+    echo "ok   - $*"
+}
+bad() {
+    FAIL=$((FAIL + 1))
+    echo "FAIL - $*"
+}
+check() { # check DESCRIPTION COMMAND...
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else bad "$d"; fi
+}
+wait_for() { # wait_for SECONDS COMMAND...
+    local until=$(($(date +%s) + $1))
+    shift
+    while ! "$@"; do
+        [ "$(date +%s)" -ge "$until" ] && return 1
+        sleep 0.5
+    done
+}
+wcmd() { wine cmd /c "$@" 2>>"$WLOG" | tr -d '\r'; }
+plain() { sed 's/\x1b\[[0-9;]*m//g' "$@"; }
+log_has() { plain "$1" | grep -q "$2"; }
+
+WHOST=$(wcmd 'echo %COMPUTERNAME%')
+[ -n "$WHOST" ] || die "cannot read the Wine machine name"
+say "Wine machine name: $WHOST (host of files without a <COMPUTERNAME> folder)"
+
+# The ids the Linux build gives the folder as it is now: <kind>/<HOST>/ folders take their
+# host from the path, files directly in <kind>/ the machine name.
+expected_ids() {
+    {
+        find "$C/mail" -mindepth 2 -maxdepth 2 -type d -print0 | xargs -0 -r "$LBIN" parse
+        find "$C/mail" -mindepth 2 -maxdepth 2 -type f ! -iname '*.msg' -print0 |
+            xargs -0 -r "$LBIN" parse --host "$WHOST"
+    } 2>>"$WORK/parse.err" | jq -r '.event.id' | sort -u
+}
+sink_ids() { [ -f "$1" ] && jq -r '.event.id' "$1" | sort -u; }
+has_all() { # has_all SINK EXPECTEDFILE: every expected id arrived
+    [ -z "$(comm -13 <(sink_ids "$1") "$2")" ]
+}
+same_ids() { cmp -s <(sink_ids "$1") "$2"; }
+
+cat >"$APP/run.toml" <<'EOF'
+[source]
+workdir = 'C:\mail'
+ignore_older_than = "100000d"   # the example files are from 2017
+state_dir = 'C:\epost-state'
+partial_line_timeout = "10s"
+poll_interval = "500ms"
+
+[[sink]]
+type = "file"
+path = 'C:\out\run.ndjson'
+EOF
+SINK="$C/out/run.ndjson"
+
+# --- 1. run ------------------------------------------------------------------------------
+say "phase 1: run (console)"
+wine 'C:\epost-shipper\epost-shipper.exe' run --config 'C:\epost-shipper\run.toml' >"$WORK/run1.log" 2>&1 &
+RUN_PID=$!
+expected_ids >"$WORK/expected0.ids"
+check "run: the example folder arrives ($(wc -l <"$WORK/expected0.ids") records)" \
+    wait_for 90 has_all "$SINK" "$WORK/expected0.ids"
+
+# A Windows writer (cmd's >>, as E-Post appends) while the shipper holds the files open.
+# Lines are copies of existing ones (ids depend on file and offset, not on content).
+mk() { head -n "$2" "$C/mail/$1" >"$C/chunks/$3"; }
+mk acceptlog/MAILSV01/171130.log 5 accept5.log
+mk inlog/MAILSV01/171130.log 3 in3.log
+mk senderlog/171130_09.log 3 sender3.log
+line=$(head -n 1 "$C/mail/acceptlog/MAILSV01/171130.log")
+printf '%s' "${line:0:20}" >"$C/chunks/half1.log"
+printf '%s\n' "${line:20}" >"$C/chunks/half2.log"
+cp "$C/mail/acceptlog/MAILSV01/171130.log" "$WORK/accept.before"
+cp "$C/mail/inlog/MAILSV01/171201.log" "$WORK/in.before"
+appended=true
+wcmd 'type C:\chunks\accept5.log >> C:\mail\acceptlog\MAILSV01\171130.log' || appended=false
+wcmd 'type C:\chunks\in3.log >> C:\mail\inlog\MAILSV01\171201.log' || appended=false
+wcmd 'type C:\chunks\half1.log >> C:\mail\acceptlog\MAILSV01\171130.log' || appended=false
+sleep 1 # a partial line (no line end yet) must wait for its end
+wcmd 'type C:\chunks\half2.log >> C:\mail\acceptlog\MAILSV01\171130.log' || appended=false
+# New day's files (and a new hourly senderlog file without a host folder).
+wcmd 'type C:\chunks\accept5.log > C:\mail\acceptlog\MAILSV01\171201.log' || appended=false
+wcmd 'type C:\chunks\in3.log > C:\mail\inlog\MAILSV01\171202.log' || appended=false
+wcmd 'type C:\chunks\sender3.log > C:\mail\senderlog\171201_10.log' || appended=false
+wcmd 'type C:\chunks\in3.log >> C:\mail\inlog\MAILSV01\171202.log' || appended=false
+appended_exact() {
+    $appended &&
+        cat "$WORK/accept.before" "$C/chunks/accept5.log" "$C/chunks/half1.log" "$C/chunks/half2.log" |
+        cmp -s - "$C/mail/acceptlog/MAILSV01/171130.log" &&
+        cat "$WORK/in.before" "$C/chunks/in3.log" | cmp -s - "$C/mail/inlog/MAILSV01/171201.log"
+}
+check "share modes: a Windows writer appended to files the shipper holds open" appended_exact
+
+expected_ids >"$WORK/expected1.ids"
+check "run: appended lines and new day's files arrive ($(wc -l <"$WORK/expected1.ids") records in all)" \
+    wait_for 60 has_all "$SINK" "$WORK/expected1.ids"
+sleep 2
+check "run: the sink holds exactly the ids of the Linux parse of the final folder" \
+    same_ids "$SINK" "$WORK/expected1.ids"
+dups=$(($(wc -l <"$SINK") - $(sink_ids "$SINK" | wc -l)))
+check "run: no record sent twice (duplicates: $dups)" [ "$dups" -eq 0 ]
+
+# Negative control: the check above means something only if Wine enforces share modes.
+rm -f "$C/chunks/release"
+wine 'C:\chunks\holdopen.exe' 'C:\mail\faillog\MAILSV01\171130.log' 1 'C:\chunks\release' >"$WORK/holdopen.out" 2>>"$WLOG" &
+HOLD=$!
+wait_for 20 grep -qs open "$WORK/holdopen.out"
+size_before=$(stat -c %s "$C/mail/faillog/MAILSV01/171130.log")
+wcmd 'type C:\chunks\in3.log >> C:\mail\faillog\MAILSV01\171130.log' >/dev/null 2>&1
+size_after=$(stat -c %s "$C/mail/faillog/MAILSV01/171130.log")
+touch "$C/chunks/release"
+wait "$HOLD" 2>/dev/null
+check "share modes (control): Wine refuses the append while a FILE_SHARE_READ-only handle is held" \
+    bash -c "grep -q open '$WORK/holdopen.out' && [ $size_before -eq $size_after ]"
+
+# Clean stop: Wine turns SIGINT into the console's Ctrl-C event.
+kill -INT "$RUN_PID"
+stopped() { ! kill -0 "$RUN_PID" 2>/dev/null; }
+if wait_for 40 stopped; then
+    wait "$RUN_PID"
+    rc=$?
+    check "run: Ctrl-C stops it, exit code 0 (got $rc)" [ "$rc" -eq 0 ]
+else
+    bad "run: Ctrl-C did not stop it within 40 s (killing the Wine server)"
+    wineserver -k
+    wineserver -p
+fi
+RUN_PID=
+check "run: the log says it flushed and wrote the checkpoint" \
+    log_has "$WORK/run1.log" "stopped cleanly; checkpoint written"
+
+CP="$C/epost-state/checkpoints.json"
+# Every log file (viruslog: the .RCP) is in the checkpoint with its full size as offset.
+checkpoint_complete() {
+    [ -f "$CP" ] || return 1
+    local want got
+    want=$(cd "$C/mail" && find . -type f ! -iname '*.msg' -printf '%P %s\n' | sort)
+    got=$(head -n 1 "$CP" | jq -r '.files[] | "\(.path) \(.offset)"' |
+        sed -e 's|^C:\\mail\\||' -e 's|\\|/|g' | sort)
+    [ "$want" = "$got" ] || {
+        diff <(echo "$want") <(echo "$got") >&2
+        return 1
+    }
+}
+check "checkpoint: written at C:\\epost-state, every file at its full size" checkpoint_complete
+
+lines_before=$(wc -l <"$SINK")
+wine 'C:\epost-shipper\epost-shipper.exe' run --config 'C:\epost-shipper\run.toml' >"$WORK/run2.log" 2>&1 &
+RUN_PID=$!
+wait_for 30 log_has "$WORK/run2.log" "resuming from checkpoint"
+sleep 4
+kill -INT "$RUN_PID"
+wait_for 40 stopped || {
+    wineserver -k
+    wineserver -p
+}
+RUN_PID=
+check "restart: resumes from the checkpoint and sends nothing again ($((\
+$(wc -l <"$SINK") - lines_before)) new lines)" [ "$(wc -l <"$SINK")" -eq "$lines_before" ]
+
+# --- 2. service --------------------------------------------------------------------------
+say "phase 2: Windows service"
+cat >"$APP/service.toml" <<'EOF'
+# No state_dir: the default, %ProgramData%\epost-shipper.
+[source]
+workdir = 'C:\mail'
+ignore_older_than = "100000d"
+partial_line_timeout = "10s"
+poll_interval = "500ms"
+
+[[sink]]
+type = "file"
+path = 'C:\out\service.ndjson'
+EOF
+SSINK="$C/out/service.ndjson"
+# Wine shuts its services.exe (killing the service) down whenever no user process runs,
+# which Windows does not: a do-nothing Wine process keeps it up during this phase.
+rm -f "$C/chunks/keeper.stop"
+wine 'C:\chunks\holdopen.exe' - 0 'C:\chunks\keeper.stop' 900 >/dev/null 2>>"$WLOG" &
+KEEPER=$!
+SVC_STATE="$C/ProgramData/epost-shipper"
+EXEW='C:\epost-shipper\epost-shipper.exe'
+
+timeout 60 wine "$EXEW" service run --config 'C:\epost-shipper\service.toml' >"$WORK/svc-console.out" 2>&1
+rc=$?
+check "service run from a console: refused with exit 2 and a hint (got $rc)" \
+    bash -c "[ $rc -eq 2 ] && grep -q 'service control manager' '$WORK/svc-console.out'"
+rm -rf "$SVC_STATE" # that attempt logged there
+
+wine "$EXEW" service install --config 'C:\epost-shipper\service.toml' >"$WORK/svc-install.out" 2>&1
+rc=$?
+check "service install: exit 0 (got $rc)" [ "$rc" -eq 0 ]
+wine reg query 'HKLM\System\CurrentControlSet\Services\epost-shipper' 2>>"$WLOG" | tr -d '\r' >"$WORK/svc-reg.txt"
+check "service install: automatic start, display name, command line 'service run --config <abs path>'" \
+    bash -c "grep -Eq 'Start\s+REG_DWORD\s+0x2' '$WORK/svc-reg.txt' &&
+             grep -q 'epost-shipper (E-Post log shipper)' '$WORK/svc-reg.txt' &&
+             grep -Fq 'epost-shipper.exe service run --config C:\\epost-shipper\\service.toml' '$WORK/svc-reg.txt'"
+wine "$EXEW" service install --config 'C:\epost-shipper\service.toml' >"$WORK/svc-install2.out" 2>&1
+rc=$?
+check "service install again: refused with exit 2 (got $rc)" [ "$rc" -eq 2 ]
+
+svc_state() { wine sc query epost-shipper 2>>"$WLOG" | tr -d '\r' | awk '/STATE/ {print $4}'; }
+is_state() { [ "$(svc_state)" = "$1" ]; }
+wine sc start epost-shipper >>"$WLOG" 2>&1
+check "sc start: the service reports RUNNING" wait_for 30 is_state RUNNING
+check "service: ships the whole folder with the default state folder" \
+    wait_for 90 has_all "$SSINK" "$WORK/expected1.ids"
+mk pop3log/MAILSV01/171130.log 4 pop4.log
+wcmd 'type C:\chunks\pop4.log >> C:\mail\pop3log\MAILSV01\171130.log'
+wcmd 'type C:\chunks\pop4.log > C:\mail\pop3log\MAILSV01\171202.log'
+expected_ids >"$WORK/expected2.ids"
+check "service: appended lines and a new day's file arrive" \
+    wait_for 60 has_all "$SSINK" "$WORK/expected2.ids"
+sleep 2
+check "service: the sink holds exactly the ids of the Linux parse" same_ids "$SSINK" "$WORK/expected2.ids"
+
+wine sc stop epost-shipper >>"$WLOG" 2>&1
+check "sc stop: the service reports STOPPED" wait_for 60 is_state STOPPED
+SLOG="$SVC_STATE/epost-shipper.log"
+check "service log at %ProgramData%\\epost-shipper\\epost-shipper.log: stop requested, flushed, checkpoint written" \
+    bash -c "grep -q 'service stop requested' '$SLOG' && grep -q 'stopped cleanly; checkpoint written' '$SLOG' && grep -q 'service stopped exit_code=0' '$SLOG'"
+CP="$SVC_STATE/checkpoints.json"
+check "service checkpoint at %ProgramData%\\epost-shipper, every file at its full size" checkpoint_complete
+starts=$(grep -c "service process starting" "$SLOG")
+check "service: one process for the whole phase (started $starts times)" [ "$starts" -eq 1 ]
+
+wine "$EXEW" service uninstall >"$WORK/svc-uninstall.out" 2>&1
+rc=$?
+gone() { ! wine sc query epost-shipper >/dev/null 2>&1; }
+check "service uninstall: exit 0 (got $rc)" [ "$rc" -eq 0 ]
+check "service uninstall: sc query finds no such service" gone
+
+touch "$C/chunks/keeper.stop"
+wait "$KEEPER" 2>/dev/null
+
+# --- Done --------------------------------------------------------------------------------
+wineserver -k 2>/dev/null
+trap - EXIT
+say "logs in $WORK ($(($(date +%s) - START)) s in all)"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
