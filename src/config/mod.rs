@@ -148,7 +148,7 @@ impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
             queue_segments: 16,
-            segment_max_bytes: ByteSize(256 * 1024),
+            segment_max_bytes: ByteSize(128 * 1024),
             segment_max_records: 2000,
             checkpoint_interval: HumanDuration(Duration::from_secs(1)),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),

@@ -15,8 +15,49 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    /// RFC 3339 with milliseconds and the offset.
+    /// RFC 3339 with milliseconds and the offset. Records of one second share the date and
+    /// time part, so the last one formatted is kept per thread.
     pub fn write_rfc3339(&self, out: &mut Vec<u8>) {
+        thread_local! {
+            static LAST: std::cell::Cell<(i64, i32, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, 0, [0; 19])) };
+        }
+        let sec = self.unix_ms.div_euclid(1000);
+        let (s, o, prefix) = LAST.get();
+        if s == sec && o == self.offset_secs {
+            out.extend_from_slice(&prefix);
+            self.write_tail(out);
+            return;
+        }
+        let start = out.len();
+        self.write_full(out);
+        if out.len() - start >= 19 {
+            let mut p = [0u8; 19];
+            p.copy_from_slice(&out[start..start + 19]);
+            LAST.set((sec, self.offset_secs, p));
+        }
+    }
+
+    /// `.mmm` and the offset.
+    fn write_tail(&self, out: &mut Vec<u8>) {
+        out.push(b'.');
+        push_num(out, self.unix_ms.rem_euclid(1000), 3);
+        self.write_offset(out);
+    }
+
+    fn write_offset(&self, out: &mut Vec<u8>) {
+        let off = self.offset_secs;
+        if off == 0 {
+            out.push(b'Z');
+        } else {
+            out.push(if off < 0 { b'-' } else { b'+' });
+            let a = i64::from(off.unsigned_abs());
+            push_num(out, a / 3600, 2);
+            out.push(b':');
+            push_num(out, a / 60 % 60, 2);
+        }
+    }
+
+    fn write_full(&self, out: &mut Vec<u8>) {
         let local_ms = self.unix_ms + i64::from(self.offset_secs) * 1000;
         let days = local_ms.div_euclid(86_400_000);
         let ms_of_day = local_ms.rem_euclid(86_400_000);
@@ -36,16 +77,7 @@ impl Timestamp {
         push_num(out, secs % 60, 2);
         out.push(b'.');
         push_num(out, ms, 3);
-        let off = self.offset_secs;
-        if off == 0 {
-            out.push(b'Z');
-        } else {
-            out.push(if off < 0 { b'-' } else { b'+' });
-            let a = i64::from(off.unsigned_abs());
-            push_num(out, a / 3600, 2);
-            out.push(b':');
-            push_num(out, a / 60 % 60, 2);
-        }
+        self.write_offset(out);
     }
 
     pub fn to_rfc3339(&self) -> String {

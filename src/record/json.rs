@@ -1,7 +1,7 @@
 //! A small JSON writer that turns the dotted field names of a record into nested objects,
 //! writing straight into the caller's buffer (no intermediate `serde_json::Value`).
 
-use super::{Record, Value};
+use super::{EventId, Record, Value};
 
 /// Which bytes need escaping inside a JSON string: 0 = none, else the escape letter
 /// (`u` for `\u00XX`).
@@ -20,27 +20,51 @@ static ESCAPE: [u8; 256] = {
     t
 };
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of the 8 bytes in `x` is a control character, `"` or `\\` (SWAR: eight
+/// bytes per step; most record text needs no escaping at all).
+#[inline]
+fn needs_escape(x: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+    (below_space | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')))) != 0
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let e = ESCAPE[usize::from(b)];
-        if e == 0 {
-            continue;
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 8 <= bytes.len() {
+            let x = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+            if !needs_escape(x) {
+                i += 8;
+                continue;
+            }
         }
-        out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
-        if e == b'u' {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 15)]);
-        } else {
-            out.push(b'\\');
-            out.push(e);
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let b = bytes[i];
+            let e = ESCAPE[usize::from(b)];
+            if e != 0 {
+                out.extend_from_slice(&bytes[start..i]);
+                start = i + 1;
+                if e == b'u' {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 15)]);
+                } else {
+                    out.push(b'\\');
+                    out.push(e);
+                }
+            }
+            i += 1;
         }
     }
     out.extend_from_slice(&bytes[start..]);
@@ -74,32 +98,36 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
     }
 }
 
-/// Field names are plain ASCII identifiers: written without escaping.
-fn write_key(out: &mut Vec<u8>, k: &str) {
-    out.push(b'"');
-    out.extend_from_slice(k.as_bytes());
-    out.extend_from_slice(b"\":");
+/// Segments of static names: the same literal is usually the same pointer, which spares
+/// the byte comparison.
+fn same(a: &str, b: &str) -> bool {
+    (a.len() == b.len() && a.as_ptr() == b.as_ptr()) || a == b
 }
 
 /// Writes `{...}` for the record, nesting dotted names: `client.ip` becomes
 /// `"client":{"ip":...}`. Relies on `Record::visit` giving fields of one object together.
-pub fn write_record(rec: &Record<'_>, out: &mut Vec<u8>) {
-    let id = rec.event_id().to_hex();
+pub fn write_record(rec: &Record<'_>, id: EventId, out: &mut Vec<u8>) {
+    let id = id.to_hex();
     let mut open: &[&str] = &[];
     let mut first = true;
     out.push(b'{');
     rec.visit(id.as_str(), &mut |name, value| {
-        let parents = &name.path[..name.path.len() - 1];
-        let common = open.iter().zip(parents).take_while(|(a, b)| a == b).count();
+        let depth = name.path.len() - 1;
+        let parents = &name.path[..depth];
+        let common = open
+            .iter()
+            .zip(parents)
+            .take_while(|(a, b)| same(a, b))
+            .count();
         for _ in common..open.len() {
             out.push(b'}');
             first = false;
         }
-        for p in &parents[common..] {
+        for k in &name.json_keys[common..depth] {
             if !first {
                 out.push(b',');
             }
-            write_key(out, p);
+            out.extend_from_slice(k.as_bytes());
             out.push(b'{');
             first = true;
         }
@@ -108,7 +136,7 @@ pub fn write_record(rec: &Record<'_>, out: &mut Vec<u8>) {
             out.push(b',');
         }
         first = false;
-        write_key(out, name.path[name.path.len() - 1]);
+        out.extend_from_slice(name.json_keys[depth].as_bytes());
         write_value(out, value);
     });
     for _ in 0..open.len() {
@@ -120,6 +148,23 @@ pub fn write_record(rec: &Record<'_>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_at_every_position_of_a_word() {
+        for len in 0..20 {
+            for pos in 0..len {
+                for c in ['"', '\\', '\n', '\u{1f}', 'é'] {
+                    let mut s: String = "a".repeat(len);
+                    s.replace_range(pos..pos + 1, &c.to_string());
+                    let mut v = Vec::new();
+                    write_str(&mut v, &s);
+                    let back: String = serde_json::from_slice(&v).unwrap();
+                    assert_eq!(back, s);
+                    assert_eq!(v, serde_json::to_vec(&s).unwrap(), "{s:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn escapes() {

@@ -119,6 +119,8 @@ pub struct Record<'a> {
 pub struct Name {
     pub dotted: &'static str,
     pub path: &'static [&'static str],
+    /// Each path segment as a JSON key, `"client":`, so the writer copies it in one go.
+    pub json_keys: &'static [&'static str],
 }
 
 macro_rules! n {
@@ -126,6 +128,7 @@ macro_rules! n {
         &Name {
             dotted: concat!($first $(, ".", $rest)*),
             path: &[$first $(, $rest)*],
+            json_keys: &[concat!("\"", $first, "\":") $(, concat!("\"", $rest, "\":"))*],
         }
     };
 }
@@ -239,7 +242,12 @@ impl<'a> Record<'a> {
 
     /// The record as one line of nested JSON (what `parse` prints and Elasticsearch stores).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        json::write_record(self, out);
+        json::write_record(self, self.event_id(), out);
+    }
+
+    /// The same, with the id already computed (the bulk encoder needs it twice).
+    pub fn write_json_with_id(&self, id: EventId, out: &mut Vec<u8>) {
+        json::write_record(self, id, out);
     }
 
     pub fn to_json(&self) -> String {

@@ -753,7 +753,14 @@ impl Tailer {
         if n > 0 {
             t.last_growth = Instant::now();
         }
-        let mut payloads: Vec<Payload> = outputs.iter().map(|_| Payload::default()).collect();
+        // JSON records are about seven times the log bytes: size once, not by doubling
+        let mut payloads: Vec<Payload> = outputs
+            .iter()
+            .map(|_| Payload {
+                data: Vec::with_capacity(buf.len() * 8 + 1024),
+                ends: Vec::with_capacity(buf.len() / 64),
+            })
+            .collect();
         let counted = std::cell::Cell::new(0u32);
         let mut consumed = 0usize;
         let mut lines = 0u64;
