@@ -649,7 +649,8 @@ fn fake_too_old_entries_go_to_dead_letter_with_lokis_reason() {
     for d in &dead {
         let reason = d["reason"].as_str().unwrap();
         assert!(
-            reason.starts_with("HTTP 400: entry for stream")
+            reason.starts_with("HTTP 400 (entry time 2017-11-")
+                && reason.contains("): entry for stream '{host=\"MAILSV01\", job=\"epost\"")
                 && reason.contains("has timestamp too old")
                 && reason.contains("oldest acceptable timestamp is: 2017-11-30 15:00:00 +0000 UTC"),
             "{reason}"

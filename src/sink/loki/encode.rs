@@ -235,41 +235,54 @@ pub fn decode(b: &[u8]) -> Option<Entry<'_>> {
     let n = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
     let line = take(&mut rest, n)?;
     let meta_count = *take(&mut rest, 1)?.first()?;
-    let e = Entry {
+    // check the pairs once here, so that `pairs` can trust them
+    let mut pairs = Pairs {
+        rest,
+        left: meta_count,
+    };
+    for _ in pairs.by_ref() {}
+    (pairs.left == 0 && pairs.rest.is_empty()).then_some(Entry {
         labels,
         ts,
         line,
         meta: rest,
         meta_count,
-    };
-    // check the pairs once here, so that `metadata` can trust them
-    let mut count = 0;
-    for _ in e.metadata_checked()? {
-        count += 1;
+    })
+}
+
+/// The structured metadata pairs of an entry, read in place.
+pub struct Pairs<'a> {
+    rest: &'a [u8],
+    left: u8,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'static str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 || self.rest.len() < 3 {
+            return None;
+        }
+        let key = *METADATA.get(usize::from(self.rest[0]))?;
+        let n = usize::from(u16::from_le_bytes([self.rest[1], self.rest[2]]));
+        let value = std::str::from_utf8(self.rest.get(3..3 + n)?).ok()?;
+        self.rest = &self.rest[3 + n..];
+        self.left -= 1;
+        Some((key, value))
     }
-    (count == usize::from(meta_count)).then_some(e)
 }
 
 impl<'a> Entry<'a> {
-    fn metadata_checked(&self) -> Option<Vec<(&'static str, &'a str)>> {
-        let mut rest = self.meta;
-        let mut v = Vec::with_capacity(usize::from(self.meta_count));
-        for _ in 0..self.meta_count {
-            if rest.len() < 3 {
-                return None;
-            }
-            let key = *METADATA.get(usize::from(rest[0]))?;
-            let n = usize::from(u16::from_le_bytes([rest[1], rest[2]]));
-            let value = rest.get(3..3 + n)?;
-            v.push((key, std::str::from_utf8(value).ok()?));
-            rest = &rest[3 + n..];
+    pub fn pairs(&self) -> Pairs<'a> {
+        Pairs {
+            rest: self.meta,
+            left: self.meta_count,
         }
-        rest.is_empty().then_some(v)
     }
 
-    /// The structured metadata pairs.
+    /// The structured metadata pairs, collected.
     pub fn metadata(&self) -> Vec<(&'static str, &'a str)> {
-        self.metadata_checked().unwrap_or_default()
+        self.pairs().collect()
     }
 
     pub fn line_str(&self) -> std::borrow::Cow<'a, str> {
@@ -292,7 +305,7 @@ impl<'a> Entry<'a> {
         out.extend_from_slice(b"\",\"line\":");
         write_str(&mut out, &self.line_str());
         out.extend_from_slice(b",\"structured_metadata\":{");
-        for (i, (k, v)) in self.metadata().iter().enumerate() {
+        for (i, (k, v)) in self.pairs().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -387,37 +400,101 @@ pub fn streams<'e, 'a>(entries: &'e [Entry<'a>], set: &[usize]) -> Vec<(&'a [u8]
     out
 }
 
-/// Protobuf `PushRequest`, snappy block-compressed.
-pub fn protobuf_body(entries: &[Entry<'_>], set: &[usize]) -> Vec<u8> {
-    use prost::Message;
-    let req = proto::PushRequest {
-        streams: streams(entries, set)
-            .into_iter()
-            .map(|(labels, idx)| proto::StreamAdapter {
-                labels: String::from_utf8_lossy(labels).into_owned(),
-                entries: idx
-                    .iter()
-                    .map(|&i| {
-                        let e = &entries[i];
-                        proto::EntryAdapter {
-                            timestamp: Some(proto::Timestamp::from_nanos(e.ts)),
-                            line: e.line_str().into_owned(),
-                            structured_metadata: e
-                                .metadata()
-                                .into_iter()
-                                .map(|(k, v)| proto::LabelPairAdapter {
-                                    name: k.to_string(),
-                                    value: v.to_string(),
-                                })
-                                .collect(),
-                        }
-                    })
-                    .collect(),
-                hash: 0,
-            })
-            .collect(),
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A length-delimited field: key, length, bytes.
+fn put_bytes(out: &mut Vec<u8>, key: u8, b: &[u8]) {
+    out.push(key);
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn bytes_len(n: usize) -> usize {
+    1 + varint_len(n as u64) + n
+}
+
+/// `google.protobuf.Timestamp` body: seconds (1), nanos (2), zeros omitted as proto3 does.
+fn timestamp_len(t: proto::Timestamp) -> usize {
+    let s = if t.seconds != 0 {
+        1 + varint_len(t.seconds as u64)
+    } else {
+        0
     };
-    let raw = req.encode_to_vec();
+    let n = if t.nanos != 0 {
+        1 + varint_len(i64::from(t.nanos) as u64)
+    } else {
+        0
+    };
+    s + n
+}
+
+/// `EntryAdapter` body: timestamp (1), line (2), structuredMetadata (3).
+fn entry_len(e: &Entry<'_>) -> usize {
+    let mut n = bytes_len(timestamp_len(proto::Timestamp::from_nanos(e.ts)));
+    if !e.line.is_empty() {
+        n += bytes_len(e.line.len());
+    }
+    for (k, v) in e.pairs() {
+        n += bytes_len(bytes_len(k.len()) + bytes_len(v.len()));
+    }
+    n
+}
+
+fn put_entry(out: &mut Vec<u8>, e: &Entry<'_>) {
+    let t = proto::Timestamp::from_nanos(e.ts);
+    out.push(0x0a);
+    put_varint(out, timestamp_len(t) as u64);
+    if t.seconds != 0 {
+        out.push(0x08);
+        put_varint(out, t.seconds as u64);
+    }
+    if t.nanos != 0 {
+        out.push(0x10);
+        put_varint(out, i64::from(t.nanos) as u64);
+    }
+    if !e.line.is_empty() {
+        put_bytes(out, 0x12, e.line);
+    }
+    for (k, v) in e.pairs() {
+        out.push(0x1a);
+        put_varint(out, (bytes_len(k.len()) + bytes_len(v.len())) as u64);
+        put_bytes(out, 0x0a, k.as_bytes());
+        put_bytes(out, 0x12, v.as_bytes());
+    }
+}
+
+/// Protobuf `PushRequest` (see `proto`), snappy block-compressed. Written straight from the
+/// payload bytes: no message structs, no copies of the lines but this one.
+pub fn protobuf_body(entries: &[Entry<'_>], set: &[usize]) -> Vec<u8> {
+    let streams = streams(entries, set);
+    let mut raw = Vec::with_capacity(
+        set.iter()
+            .map(|&i| entries[i].line.len() + 160)
+            .sum::<usize>(),
+    );
+    for (labels, idx) in &streams {
+        // StreamAdapter: labels (1), entries (2); hash (3) stays 0 and is omitted
+        let lens: Vec<usize> = idx.iter().map(|&i| entry_len(&entries[i])).collect();
+        let body = bytes_len(labels.len()) + lens.iter().map(|&n| bytes_len(n)).sum::<usize>();
+        raw.push(0x0a);
+        put_varint(&mut raw, body as u64);
+        put_bytes(&mut raw, 0x0a, labels);
+        for (&i, &n) in idx.iter().zip(&lens) {
+            raw.push(0x12);
+            put_varint(&mut raw, n as u64);
+            put_entry(&mut raw, &entries[i]);
+        }
+    }
     // snappy's block format cannot fail on input below 2^32 bytes; a batch is far smaller
     snap::raw::Encoder::new()
         .compress_vec(&raw)
@@ -444,10 +521,9 @@ pub fn json_body(entries: &[Entry<'_>], set: &[usize]) -> std::io::Result<Vec<u8
             raw.extend_from_slice(e.ts.to_string().as_bytes());
             raw.extend_from_slice(b"\",");
             write_str(&mut raw, &e.line_str());
-            let meta = e.metadata();
-            if !meta.is_empty() {
+            if e.meta_count > 0 {
                 raw.extend_from_slice(b",{");
-                for (j, (key, v)) in meta.iter().enumerate() {
+                for (j, (key, v)) in e.pairs().enumerate() {
                     if j > 0 {
                         raw.push(b',');
                     }
@@ -545,6 +621,44 @@ mod tests {
     }
 
     #[test]
+    fn protobuf_edge_values() {
+        use prost::Message;
+        let labels = br#"{job="epost"}"#;
+        let mk = |ts: i64, line: &'static [u8]| Entry {
+            labels,
+            ts,
+            line,
+            meta: &[],
+            meta_count: 0,
+        };
+        // zero seconds/nanos/line are omitted by proto3; negative times need 10-byte varints
+        let entries = [
+            mk(0, b""),
+            mk(5, b"x"),
+            mk(-1_500_000_000, b"\xe6\x9d\xb1"),
+            mk(i64::MAX, b"y"),
+        ];
+        let body = protobuf_body(&entries, &[0, 1, 2, 3]);
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let req = proto::PushRequest::decode(&raw[..]).unwrap();
+        assert_eq!(req.encode_to_vec(), raw);
+        let got: Vec<(i64, String)> = req.streams[0]
+            .entries
+            .iter()
+            .map(|e| (e.timestamp.unwrap_or_default().nanos(), e.line.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (-1_500_000_000, "東".to_string()),
+                (0, String::new()),
+                (5, "x".to_string()),
+                (i64::MAX, "y".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn labels_are_sorted_and_quoted() {
         let mut st = BTreeMap::new();
         st.insert("env".to_string(), "p\"r\\od".to_string());
@@ -577,6 +691,8 @@ mod tests {
         let body = protobuf_body(&entries, &[0, 1, 2]);
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         let req = proto::PushRequest::decode(&raw[..]).unwrap();
+        // byte for byte what a generated encoder writes
+        assert_eq!(req.encode_to_vec(), raw);
         assert_eq!(req.streams.len(), 2);
         let s = &req.streams[0];
         assert_eq!(s.labels, r#"{host="MAILSV01", job="epost", log="inlog"}"#);

@@ -356,11 +356,19 @@ impl LokiSink {
             let (old, rest): (Vec<usize>, Vec<usize>) =
                 ordered.iter().partition(|&&i| entries[i].ts < cut.nanos);
             if !old.is_empty() {
-                let reason = format!("HTTP 400: {}", cut.line);
+                // Loki's line may name another entry of the push: say which cutoff applied
+                let reason = |ts: i64| {
+                    format!(
+                        "HTTP 400 (entry time {} is before the oldest acceptable timestamp Loki named): {}",
+                        encode::rfc3339_nanos(ts),
+                        cut.line
+                    )
+                };
                 for &i in &old {
-                    self.dead_letter(&reason, &entries[i].to_json())?;
+                    self.dead_letter(&reason(entries[i].ts), &entries[i].to_json())?;
                     dead[owner[i]] += 1;
                 }
+                let reason = cut.line;
                 tracing::warn!(sink = %self.name, entries = old.len(), reason = %reason, file = %self.dead.path().display(), "entries older than Loki accepts; written to the dead-letter file");
                 if !rest.is_empty() {
                     work.push(rest);

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! The body of a push is the encoded `PushRequest`, compressed with snappy's block format
-//! (not the framed one), sent as `Content-Type: application/x-protobuf`.
+//! (not the framed one), sent as `Content-Type: application/x-protobuf`. The sink writes that
+//! encoding straight from its payload (`encode::protobuf_body`, byte for byte what these
+//! structs encode to, which its tests check); the structs read pushes back (tests, the fake).
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PushRequest {
