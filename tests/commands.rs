@@ -164,3 +164,56 @@ fn run_stops_cleanly_on_sigterm() {
     let cp = h.checkpoint();
     assert_eq!(cp["files"][0]["offset"], cp["files"][0]["size"]);
 }
+
+#[test]
+fn every_example_config_is_valid() {
+    let h = Harness::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        // the examples name Windows folders; point them at a folder that exists here
+        let mail = h.mail.display().to_string();
+        let state = h.state.display().to_string();
+        let text: String = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let t = l.trim_start();
+                if t.starts_with("workdir =") || t.starts_with("workdir=") {
+                    format!("workdir = '{mail}'")
+                } else if t.starts_with("workdirs =") {
+                    format!("workdirs = ['{mail}']")
+                } else if t.starts_with("state_dir =") {
+                    format!("state_dir = '{state}'")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        // secrets named by env: must exist for the config to load
+        for var in [
+            "EPOST_ES_API_KEY",
+            "EPOST_ES_PASSWORD",
+            "EPOST_OTLP_AUTH",
+            "EPOST_LOKI_TOKEN",
+            "EPOST_LOKI_PASSWORD",
+            "EPOST_OTLP_TOKEN",
+        ] {
+            // SAFETY: tests in this file do not read these variables concurrently
+            unsafe { std::env::set_var(var, "x") };
+        }
+        let text = text.replace("file:D:\\epost-shipper\\loki.token", "dummy-token");
+        let path = h.dir.path().join(p.file_name().unwrap());
+        std::fs::write(&path, &text).unwrap();
+        if let Err(e) = epost_shipper::config::Config::load(&path) {
+            panic!("{}: {e}", p.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 5, "example configs found: {n}");
+}
