@@ -5,7 +5,7 @@
 #      writer (cmd's `>>`) while the shipper holds the files open, and of new day's files
 #      arrives in the file sink with exactly the event.ids the Linux `parse` prints for the
 #      final folder; Ctrl-C stops it cleanly; the checkpoint holds every file's full size; a
-#      restart resumes from it and sends nothing again;
+#      restart resumes from it and sends nothing again; `parse C:\mail` prints the same ids;
 #   2. the share modes: a Windows writer can append while the shipper reads (and, as a
 #      control, cannot while a handle without FILE_SHARE_WRITE is held);
 #   3. the Windows service: `service install` (automatic start, command line, display name),
@@ -193,7 +193,12 @@ check "run: the sink holds exactly the ids of the Linux parse of the final folde
 dups=$(($(wc -l <"$SINK") - $(sink_ids "$SINK" | wc -l)))
 check "run: no record sent twice (duplicates: $dups)" [ "$dups" -eq 0 ]
 
-# Negative control: the check above means something only if Wine enforces share modes.
+# The one-shot `parse` on a Windows path, while `run` holds the files open.
+wine 'C:\epost-shipper\epost-shipper.exe' parse 'C:\mail' >"$WORK/parse-wine.ndjson" 2>>"$WLOG"
+check "parse C:\\mail under Wine prints exactly the ids of the Linux parse" \
+    same_ids "$WORK/parse-wine.ndjson" "$WORK/expected1.ids"
+
+# Negative control: the share-mode check means something only if Wine enforces share modes.
 rm -f "$C/chunks/release"
 wine 'C:\chunks\holdopen.exe' 'C:\mail\faillog\MAILSV01\171130.log' 1 'C:\chunks\release' >"$WORK/holdopen.out" 2>>"$WLOG" &
 HOLD=$!
@@ -317,8 +322,13 @@ check "service checkpoint at %ProgramData%\\epost-shipper, every file at its ful
 starts=$(grep -c "service process starting" "$SLOG")
 check "service: one process for the whole phase (started $starts times)" [ "$starts" -eq 1 ]
 
+# Uninstall while it runs: it is stopped (cleanly) first.
+wine sc start epost-shipper >>"$WLOG" 2>&1
+wait_for 30 is_state RUNNING
 wine "$EXEW" service uninstall >"$WORK/svc-uninstall.out" 2>&1
 rc=$?
+check "service uninstall of a running service: stopped cleanly first" \
+    bash -c "[ \$(grep -c 'stopped cleanly; checkpoint written' '$SLOG') -eq 2 ]"
 gone() { ! wine sc query epost-shipper >/dev/null 2>&1; }
 check "service uninstall: exit 0 (got $rc)" [ "$rc" -eq 0 ]
 check "service uninstall: sc query finds no such service" gone
