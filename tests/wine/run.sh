@@ -143,6 +143,9 @@ poll_interval = "500ms"
 [[sink]]
 type = "file"
 path = 'C:\out\run.ndjson'
+
+[metrics]
+listen = "127.0.0.1:19898"      # not the default port: a real shipper may run on this host
 EOF
 SINK="$C/out/run.ndjson"
 
@@ -192,6 +195,12 @@ check "run: the sink holds exactly the ids of the Linux parse of the final folde
     same_ids "$SINK" "$WORK/expected1.ids"
 dups=$(($(wc -l <"$SINK") - $(sink_ids "$SINK" | wc -l)))
 check "run: no record sent twice (duplicates: $dups)" [ "$dups" -eq 0 ]
+
+metrics_ok() {
+    curl -fsS --max-time 5 -o "$WORK/metrics.txt" http://127.0.0.1:19898/metrics 2>>"$WLOG" &&
+        grep -q '^epost_records_total' "$WORK/metrics.txt"
+}
+check "run: the metrics endpoint answers (Windows sockets under Wine)" metrics_ok
 
 # The one-shot `parse` on a Windows path, while `run` holds the files open.
 wine 'C:\epost-shipper\epost-shipper.exe' parse 'C:\mail' >"$WORK/parse-wine.ndjson" 2>>"$WLOG"
@@ -269,6 +278,9 @@ poll_interval = "500ms"
 [[sink]]
 type = "file"
 path = 'C:\out\service.ndjson'
+
+[metrics]
+listen = ""
 EOF
 SSINK="$C/out/service.ndjson"
 # Wine shuts its services.exe (killing the service) down whenever no user process runs,
