@@ -15,5 +15,6 @@ pub mod parse;
 pub mod pipeline;
 pub mod platform;
 pub mod record;
+pub mod retention;
 pub mod sink;
 pub mod tail;

@@ -3,6 +3,7 @@
 
 mod backfill;
 mod check;
+mod cleanup;
 mod parse;
 mod run;
 mod service;
@@ -45,6 +46,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Per file and sink: what is checkpointed and how far behind it is
     Status(status::StatusArgs),
+    /// Compress or delete old log files that every sink has acknowledged ([retention])
+    Cleanup(cleanup::CleanupArgs),
 }
 
 pub struct Failure {
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Backfill(a) => backfill::run(a),
         Command::Check(a) => check::run(a),
         Command::Status(a) => status::run(a),
+        Command::Cleanup(a) => cleanup::run(a),
     }
 }
 
