@@ -31,3 +31,10 @@ fi
 
 echo "== cargo test"
 cargo test --all-targets
+
+# The Windows build, proven under Wine (installs mingw-w64 and wine on first use).
+# EPOST_NO_WINE=1 skips it.
+if [[ ${EPOST_NO_WINE:-0} != 1 ]]; then
+  echo "== Windows build under Wine (tests/wine/run.sh)"
+  tests/wine/run.sh
+fi
