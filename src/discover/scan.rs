@@ -72,3 +72,117 @@ fn mark_newest(files: &mut [Seen]) {
             *k != Kind::Viruslog && newest.get(&(*k, dir.as_deref())) == Some(&name.as_str());
     }
 }
+
+/// Scans that cost little when nothing changed: a folder is listed again only when its
+/// modification time moved (or was recent, for filesystems with coarse times), and a file is
+/// stat'ed on every scan only when the caller says it is hot (open, today's, unknown); the
+/// others every `COLD_EVERY` scans. Thousands of old daily files then cost a few folder stats
+/// a second instead of thousands of file stats.
+#[derive(Debug, Default)]
+pub struct ScanCache {
+    dirs: HashMap<PathBuf, (SystemTime, Vec<PathBuf>, Vec<LogFile>)>,
+    files: HashMap<PathBuf, (u64, SystemTime)>,
+    round: u64,
+    /// Stat everything on the next scan (a filesystem event arrived).
+    pub force: bool,
+}
+
+const COLD_EVERY: u64 = 30;
+
+impl ScanCache {
+    pub fn scan(
+        &mut self,
+        workdirs: &[PathBuf],
+        kinds: &[Kind],
+        hot: impl Fn(&Path) -> bool,
+    ) -> Vec<Seen> {
+        self.round += 1;
+        let full = self.force || self.round % COLD_EVERY == 1;
+        self.force = false;
+        let mut files = Vec::new();
+        for w in workdirs {
+            if let Err(e) = self.walk(w, 0, full, &mut files) {
+                tracing::warn!(workdir = %w.display(), error = %e, "cannot list work folder");
+            }
+        }
+        let mut out = Vec::new();
+        let mut alive = std::collections::HashSet::new();
+        for f in files {
+            if !kinds.contains(&f.kind) || f.file_name().to_ascii_lowercase().ends_with(".gz") {
+                continue;
+            }
+            let cached = self.files.get(&f.path).copied();
+            let (size, modified) = match cached {
+                Some(c) if !full && !hot(&f.path) => c,
+                _ => match std::fs::metadata(&f.path) {
+                    Ok(m) => {
+                        let v = (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+                        self.files.insert(f.path.clone(), v);
+                        v
+                    }
+                    Err(_) => continue,
+                },
+            };
+            alive.insert(f.path.clone());
+            out.push(Seen {
+                file: f,
+                size,
+                modified,
+                newest: false,
+            });
+        }
+        self.files.retain(|p, _| alive.contains(p));
+        mark_newest(&mut out);
+        out.sort_by(|a, b| a.file.cmp(&b.file));
+        out
+    }
+
+    fn walk(
+        &mut self,
+        dir: &Path,
+        depth: usize,
+        full: bool,
+        out: &mut Vec<LogFile>,
+    ) -> std::io::Result<()> {
+        if depth > 4 {
+            return Ok(());
+        }
+        let mtime = std::fs::metadata(dir)?
+            .modified()
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        // a folder changed within the last seconds may change again within its time
+        // granularity unseen: list it again
+        let recent = SystemTime::now()
+            .duration_since(mtime)
+            .map_or(true, |d| d < std::time::Duration::from_secs(3));
+        let cached = self
+            .dirs
+            .get(dir)
+            .filter(|(t, _, _)| *t == mtime && !recent && !full);
+        let (subdirs, files) = match cached {
+            Some((_, s, f)) => (s.clone(), f.clone()),
+            None => {
+                let mut subdirs = Vec::new();
+                let mut files = Vec::new();
+                for entry in std::fs::read_dir(dir)? {
+                    let entry = entry?;
+                    let path = entry.path();
+                    if entry.file_type()?.is_dir() {
+                        subdirs.push(path);
+                    } else if let Some(f) = super::classify(&path) {
+                        files.push(f);
+                    }
+                }
+                self.dirs
+                    .insert(dir.to_path_buf(), (mtime, subdirs.clone(), files.clone()));
+                (subdirs, files)
+            }
+        };
+        out.extend(files);
+        for s in subdirs {
+            // a sub-folder that vanished is simply not listed
+            let _ = self.walk(&s, depth + 1, full, out);
+        }
+        Ok(())
+    }
+}

@@ -117,6 +117,7 @@ pub struct Tailer {
     wake: std::sync::mpsc::Receiver<()>,
     counters: Arc<Counters>,
     buf: Vec<u8>,
+    scan_cache: discover::scan::ScanCache,
 }
 
 impl Tailer {
@@ -157,6 +158,7 @@ impl Tailer {
             wake,
             counters,
             buf: Vec::new(),
+            scan_cache: Default::default(),
         }
     }
 
@@ -185,7 +187,7 @@ impl Tailer {
                     Ok(()) => {
                         while self.wake.try_recv().is_ok() {}
                         // a file appeared or changed: look now rather than at the next poll
-                        if last_scan.elapsed() >= Duration::from_millis(50) {
+                        if last_scan.elapsed() >= Duration::from_millis(500) {
                             self.scan();
                             last_scan = Instant::now();
                         }
@@ -215,7 +217,14 @@ impl Tailer {
     fn scan(&mut self) {
         let first = self.scans == 0;
         self.scans += 1;
-        let seen = discover::scan::scan(&self.cfg.workdirs, &self.cfg.kinds);
+        let mut cache = std::mem::take(&mut self.scan_cache);
+        let files = &self.files;
+        let seen = cache.scan(&self.cfg.workdirs, &self.cfg.kinds, |p| {
+            files.get(p).is_none_or(|t| {
+                t.handle.is_some() || t.newest || t.last_growth.elapsed() < Duration::from_secs(600)
+            })
+        });
+        self.scan_cache = cache;
         let mut present: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
         let mut total_bytes = 0;
         for s in seen {
@@ -272,7 +281,11 @@ impl Tailer {
                 self.tracker.forget_dormant(&p);
             }
         }
-        // replaced under the same name (restore, copy): the open handle is another file now
+        // replaced under the same name (restore, copy): the open handle is another file now.
+        // Checked every tenth scan: it costs an open per file, and restores are rare.
+        if self.scans % 10 != 1 {
+            return;
+        }
         let replaced: Vec<PathBuf> = self
             .files
             .iter()
@@ -435,7 +448,20 @@ impl Tailer {
 
     /// One round over the files: at most one segment each. Returns whether anything was done.
     fn step(&mut self) -> bool {
-        let paths: Vec<PathBuf> = self.files.keys().cloned().collect();
+        // Only files with something to do: thousands of finished old files cost nothing here.
+        let paths: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(_, t)| {
+                !t.finished
+                    && (t.handle.is_some()
+                        || t.size > t.pos
+                        || t.deleted
+                        || !t.carry.is_empty()
+                        || t.parser.pending_offset().is_some())
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
         let mut worked = false;
         for p in paths {
             if self.stop.load(Ordering::Relaxed) {
@@ -669,10 +695,15 @@ impl Tailer {
             return true;
         }
         let old_day = !t.newest || self.plan.exit_when_caught_up;
+        // history (not written for a while) is closed at its end at once; yesterday's file
+        // stays open for late writes until it has been idle for close_inactive
+        let quiet = SystemTime::now()
+            .duration_since(t.modified)
+            .is_ok_and(|d| d >= close_inactive);
         if t.handle.is_some()
             && settled
             && old_day
-            && (idle >= close_inactive || self.plan.exit_when_caught_up)
+            && (idle >= close_inactive || quiet || self.plan.exit_when_caught_up)
         {
             t.handle = None;
             self.open -= 1;
