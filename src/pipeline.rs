@@ -179,6 +179,29 @@ pub fn run(
             .expect("spawn checkpoint thread")
     };
 
+    // The retention job (replaces logclean.vbs), when scheduled: it works from the live
+    // acknowledgements, so it never touches a file not fully shipped.
+    let retention = config
+        .retention
+        .schedule
+        .filter(|_| config.retention.action != crate::config::RetentionAction::None);
+    if let Some(every) = retention {
+        let (tracker, stop, config) = (tracker.clone(), cp_stop.clone(), config.clone());
+        std::thread::Builder::new()
+            .name("epost-retention".into())
+            .spawn(move || {
+                let mut next = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(500));
+                    if Instant::now() >= next {
+                        crate::retention::run_once(&config, &tracker.current());
+                        next = Instant::now() + every.0;
+                    }
+                }
+            })
+            .expect("spawn retention thread");
+    }
+
     let caught_up = runtime.block_on(async {
         let mut signal = Box::pin(crate::platform::shutdown_signal());
         let mut tick = tokio::time::interval(Duration::from_millis(200));

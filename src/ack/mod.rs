@@ -269,6 +269,17 @@ impl Tracker {
             .min()
     }
 
+    /// The checkpoint as it stands now, without affecting when it is next written.
+    pub fn current(&self) -> Snapshot {
+        let mut st = self.state.lock().unwrap();
+        let changed = st.changed;
+        drop(st);
+        let snap = self.snapshot(true).expect("forced");
+        st = self.state.lock().unwrap();
+        st.changed |= changed;
+        snap
+    }
+
     /// The checkpoint as it stands, if it changed since the last call (or `force`).
     pub fn snapshot(&self, force: bool) -> Option<Snapshot> {
         let mut st = self.state.lock().unwrap();
