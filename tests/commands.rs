@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
