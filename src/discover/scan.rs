@@ -89,7 +89,31 @@ pub struct ScanCache {
 
 const COLD_EVERY: u64 = 30;
 
+fn recently(t: SystemTime) -> bool {
+    SystemTime::now()
+        .duration_since(t)
+        .map_or(true, |d| d < std::time::Duration::from_secs(3))
+}
+
 impl ScanCache {
+    /// A round that can be skipped: no folder was added to, removed from or renamed in (one
+    /// stat per folder), and it is not a full round. The caller then only refreshes the files
+    /// it holds hot. Returns true (and counts the round) when skipped.
+    pub fn quiet_round(&mut self) -> bool {
+        if self.force || self.dirs.is_empty() || (self.round + 1) % COLD_EVERY == 1 {
+            return false;
+        }
+        let unchanged = self.dirs.iter().all(|(dir, (mtime, _, _))| {
+            std::fs::metadata(dir)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t == *mtime && !recently(t))
+        });
+        if unchanged {
+            self.round += 1;
+        }
+        unchanged
+    }
+
     pub fn scan(
         &mut self,
         workdirs: &[PathBuf],
@@ -152,9 +176,7 @@ impl ScanCache {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         // a folder changed within the last seconds may change again within its time
         // granularity unseen: list it again
-        let recent = SystemTime::now()
-            .duration_since(mtime)
-            .map_or(true, |d| d < std::time::Duration::from_secs(3));
+        let recent = recently(mtime);
         let cached = self
             .dirs
             .get(dir)

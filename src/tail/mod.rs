@@ -78,6 +78,14 @@ pub struct Counters {
 
 const MAX_LINE: usize = 1 << 20;
 
+/// Written to in the last ten minutes: worth a stat on every scan (late writes to
+/// yesterday's file); older files are checked every 30th scan.
+fn recently_written(modified: SystemTime) -> bool {
+    SystemTime::now()
+        .duration_since(modified)
+        .map_or(true, |d| d < Duration::from_secs(600))
+}
+
 struct Tracked {
     id: FileId,
     log: LogFile,
@@ -217,12 +225,27 @@ impl Tailer {
     fn scan(&mut self) {
         let first = self.scans == 0;
         self.scans += 1;
+        if !first && self.scan_cache.quiet_round() {
+            // Nothing appeared or vanished: only files not held open but still hot may have
+            // grown (a closed file of today, one over max_open_files).
+            for (p, t) in self.files.iter_mut() {
+                if t.handle.is_none()
+                    && !t.finished
+                    && (t.newest || recently_written(t.modified))
+                    && let Ok(m) = std::fs::metadata(p)
+                {
+                    t.size = m.len();
+                    t.modified = m.modified().unwrap_or(t.modified);
+                }
+            }
+            return;
+        }
         let mut cache = std::mem::take(&mut self.scan_cache);
         let files = &self.files;
         let seen = cache.scan(&self.cfg.workdirs, &self.cfg.kinds, |p| {
-            files.get(p).is_none_or(|t| {
-                t.handle.is_some() || t.newest || t.last_growth.elapsed() < Duration::from_secs(600)
-            })
+            files
+                .get(p)
+                .is_none_or(|t| t.handle.is_some() || t.newest || recently_written(t.modified))
         });
         self.scan_cache = cache;
         let mut present: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
