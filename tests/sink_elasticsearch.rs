@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,47 +13,7 @@ use common::{Harness, append, inlog_line};
 use serde_json::{Value, json};
 
 fn server(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v.trim_end_matches('/').to_string()),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{var} must be set in CI (tests/run.sh starts the servers)"
-            );
-            eprintln!("skipping: {var} not set (tests/run.sh starts the real servers)");
-            None
-        }
-    }
-}
-
-fn unique() -> String {
-    format!(
-        "t{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000_000
-    )
-}
-
-fn copy_examples(h: &Harness) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let dst = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &dst);
-            } else {
-                std::fs::copy(e.path(), &dst).unwrap();
-            }
-        }
-    }
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mail"),
-        &h.mail,
-    );
+    common::real_server(var)
 }
 
 /// The number of records `parse` makes of the example folder (every line, pairs, the last
@@ -109,9 +68,9 @@ fn es_sink(url: &str, extra: &str) -> String {
 
 /// Ships the example folder to a real server and checks count and fields with searches.
 fn ship_examples(base: &str) {
-    let ns = unique();
+    let ns = common::unique();
     let h = Harness::new();
-    copy_examples(&h);
+    h.copy_examples();
     let cfg = h.config_sinks("", "", &es_sink(base, &format!("namespace = \"{ns}\"")));
     let run = h.start(cfg);
     let want = example_records() as u64;
@@ -186,7 +145,7 @@ fn real_elasticsearch_kill_and_restart_counts_exactly() {
     let Some(base) = server("EPOST_TEST_ELASTICSEARCH") else {
         return;
     };
-    let ns = unique();
+    let ns = common::unique();
     let h = Harness::new();
     let total = 3000;
     let p = h.log("inlog", "MAILSV01", "171130.log");
@@ -238,7 +197,7 @@ fn real_elasticsearch_mapping_conflict_goes_to_dead_letter() {
     let Some(base) = server("EPOST_TEST_ELASTICSEARCH") else {
         return;
     };
-    let prefix = unique();
+    let prefix = common::unique();
     // an index whose mapping cannot take our documents: email.local_id as a number
     let index = format!("{prefix}-inlog-2017.11.30");
     let r = http()

@@ -25,55 +25,15 @@ use serde_json::Value;
 
 /// Base URL and push path of the real server, or `None` (skip) outside CI.
 fn server() -> Option<(String, String)> {
-    match std::env::var("EPOST_TEST_LOKI") {
-        Ok(v) if !v.is_empty() => {
-            let path = std::env::var("EPOST_TEST_LOKI_PUSH_PATH")
-                .ok()
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "/insert/loki/api/v1/push".to_string());
-            Some((v.trim_end_matches('/').to_string(), path))
-        }
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "EPOST_TEST_LOKI must be set in CI (tests/run.sh starts the servers)"
-            );
-            eprintln!("skipping: EPOST_TEST_LOKI not set (tests/run.sh starts the real servers)");
-            None
-        }
-    }
+    let base = common::real_server("EPOST_TEST_LOKI")?;
+    let path = std::env::var("EPOST_TEST_LOKI_PUSH_PATH")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/insert/loki/api/v1/push".to_string());
+    Some((base, path))
 }
 
-fn unique() -> String {
-    format!(
-        "t{}x{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000_000,
-        std::process::id()
-    )
-}
-
-fn copy_examples(h: &Harness) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let dst = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &dst);
-            } else {
-                std::fs::copy(e.path(), &dst).unwrap();
-            }
-        }
-    }
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mail"),
-        &h.mail,
-    );
-}
+use common::unique;
 
 /// The records `parse` makes of a folder, as the sinks receive them.
 fn parsed(dir: &Path) -> Vec<Value> {
@@ -178,7 +138,7 @@ fn vl_nanos(v: &Value) -> i64 {
 fn ship_examples(base: &str, push_path: &str, extra: &str, json_lines: bool) {
     let run = unique();
     let h = Harness::new();
-    copy_examples(&h);
+    h.copy_examples();
     let sink = loki_sink(
         base,
         push_path,

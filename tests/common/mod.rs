@@ -197,6 +197,57 @@ listen = "{listen}"
     }
 }
 
+/// The base URL of a real server from `var` (set by tests/run.sh), or `None` to skip the
+/// test, except under CI, where the servers must be there.
+pub fn real_server(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v.trim_end_matches('/').to_string()),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{var} must be set in CI (tests/run.sh starts the servers)"
+            );
+            eprintln!("skipping: {var} not set (tests/run.sh starts the real servers)");
+            None
+        }
+    }
+}
+
+/// A name no earlier run used (servers keep data between runs).
+pub fn unique() -> String {
+    format!(
+        "t{}x{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000_000,
+        std::process::id()
+    )
+}
+
+impl Harness {
+    /// Copies the bundled example mail folder into this harness's work folder.
+    pub fn copy_examples(&self) {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap() {
+                let e = e.unwrap();
+                let dst = to.join(e.file_name());
+                if e.file_type().unwrap().is_dir() {
+                    copy(&e.path(), &dst);
+                } else {
+                    std::fs::copy(e.path(), &dst).unwrap();
+                }
+            }
+        }
+        copy(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mail"),
+            &self.mail,
+        );
+    }
+}
+
 pub fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
