@@ -76,6 +76,20 @@ check_names() {
   done
 }
 
+# parse_names "$@": prints the calling script's header for -h/--help, else sets NAMES to the
+# servers named (default: all) after checking them.
+parse_names() {
+  case ${1:-} in
+    -h | --help)
+      usage "${BASH_SOURCE[1]}"
+      exit 0
+      ;;
+  esac
+  NAMES=("$@")
+  ((${#NAMES[@]})) || NAMES=("${ALL_SERVERS[@]}")
+  check_names "${NAMES[@]}"
+}
+
 need_cmd() {
   local c
   for c in "$@"; do

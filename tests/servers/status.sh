@@ -10,15 +10,7 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case ${1:-} in
-  -h | --help)
-    usage "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-esac
-NAMES=("$@")
-((${#NAMES[@]})) || NAMES=("${ALL_SERVERS[@]}")
-check_names "${NAMES[@]}"
+parse_names "$@"
 
 rc=0
 printf '%-14s %-8s %-8s %-12s %s\n' SERVER STATE PID RSS PORTS

@@ -18,16 +18,7 @@ set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case ${1:-} in
-  -h | --help)
-    usage "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-esac
-
-NAMES=("$@")
-((${#NAMES[@]})) || NAMES=("${ALL_SERVERS[@]}")
-check_names "${NAMES[@]}"
+parse_names "$@"
 need_cmd curl setsid ps awk sed flock timeout
 
 mkdir -p "$CACHE" "$LOGS" "$PIDS"
