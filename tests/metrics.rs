@@ -9,7 +9,11 @@ use common::{Harness, append, inlog_line};
 
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    // in pieces, as a client may: the server must wait for the whole head
+    for part in ["GET ", path, " HTTP/1.1\r\n", "host: x\r\n", "\r\n"] {
+        s.write_all(part.as_bytes()).unwrap();
+        s.flush().unwrap();
+    }
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out[9..12].parse().unwrap();

@@ -242,11 +242,17 @@ pub async fn serve(listen: String, metrics: Arc<Metrics>) {
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            // The request head may come in several packets: read up to its blank line, so
+            // the path is whole and the answer does not race the client's last writes.
             let mut buf = vec![0u8; 4096];
-            let n = match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
+            let mut n = 0;
+            while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf[n..])).await {
+                    Ok(Ok(0)) => break,
+                    Ok(Ok(k)) => n += k,
+                    _ => return,
+                }
+            }
             let req = String::from_utf8_lossy(&buf[..n]);
             let path = req.split(' ').nth(1).unwrap_or("/");
             let (status, ctype, body) = match path {

@@ -15,33 +15,47 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    /// RFC 3339 with milliseconds and the offset. Records of one second share the date and
-    /// time part, so the last one formatted is kept per thread.
+    /// RFC 3339 with milliseconds and the offset. Records of one day share the date part,
+    /// so the last one is kept per thread, and the rest is written into a stack buffer that is
+    /// copied once (this runs for every record of every sink).
     pub fn write_rfc3339(&self, out: &mut Vec<u8>) {
         thread_local! {
-            static LAST: std::cell::Cell<(i64, i32, [u8; 19])> = const { std::cell::Cell::new((i64::MIN, 0, [0; 19])) };
+            static DAY: Cell<(i64, [u8; 10])> = const { Cell::new((i64::MIN, [0; 10])) };
         }
-        let sec = self.unix_ms.div_euclid(1000);
-        let (s, o, prefix) = LAST.get();
-        if s == sec && o == self.offset_secs {
-            out.extend_from_slice(&prefix);
-            self.write_tail(out);
-            return;
+        let local_ms = self.unix_ms + i64::from(self.offset_secs) * 1000;
+        let day = local_ms.div_euclid(86_400_000);
+        let (cached, mut date) = DAY.get();
+        if cached != day {
+            let (y, m, d) = civil_from_days(day);
+            if !(0..=9999).contains(&y) {
+                return self.write_full(out);
+            }
+            put_digits(&mut date[0..4], y as u32);
+            date[4] = b'-';
+            put_digits(&mut date[5..7], m);
+            date[7] = b'-';
+            put_digits(&mut date[8..10], d);
+            DAY.set((day, date));
         }
-        let start = out.len();
-        self.write_full(out);
-        if out.len() - start >= 19 {
-            let mut p = [0u8; 19];
-            p.copy_from_slice(&out[start..start + 19]);
-            LAST.set((sec, self.offset_secs, p));
-        }
-    }
-
-    /// `.mmm` and the offset.
-    fn write_tail(&self, out: &mut Vec<u8>) {
-        out.push(b'.');
-        push_num(out, self.unix_ms.rem_euclid(1000), 3);
-        self.write_offset(out);
+        let ms_of_day = local_ms.rem_euclid(86_400_000) as u32;
+        let secs = ms_of_day / 1000;
+        let mut b = *b"0000-00-00T00:00:00.000+00:00";
+        b[..10].copy_from_slice(&date);
+        put_digits(&mut b[11..13], secs / 3600);
+        put_digits(&mut b[14..16], secs / 60 % 60);
+        put_digits(&mut b[17..19], secs % 60);
+        put_digits(&mut b[20..23], ms_of_day % 1000);
+        let len = if self.offset_secs == 0 {
+            b[23] = b'Z';
+            24
+        } else {
+            let a = self.offset_secs.unsigned_abs();
+            b[23] = if self.offset_secs < 0 { b'-' } else { b'+' };
+            put_digits(&mut b[24..26], a / 3600 % 100);
+            put_digits(&mut b[27..29], a / 60 % 60);
+            29
+        };
+        out.extend_from_slice(&b[..len]);
     }
 
     fn write_offset(&self, out: &mut Vec<u8>) {
@@ -88,6 +102,14 @@ impl Timestamp {
 
     pub fn unix_nanos(&self) -> i128 {
         i128::from(self.unix_ms) * 1_000_000
+    }
+}
+
+/// `v` as exactly `out.len()` decimal digits, zero-padded (higher digits are dropped).
+fn put_digits(out: &mut [u8], mut v: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
     }
 }
 
@@ -495,5 +517,38 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
+    }
+
+    /// The cached fast path prints exactly what the plain formatter prints, across day
+    /// boundaries, offsets of both signs, and years it hands back to the plain formatter.
+    #[test]
+    fn fast_format_matches_plain() {
+        let mut ms = -62_198_755_200_000i64 - 5_000; // just before 0000-01-01
+        let offsets = [0, 9 * 3600, -5 * 3600 - 1800, 5 * 3600 + 2700, -12 * 3600];
+        let mut n = 0;
+        while ms < 253_402_300_800_000 + 100_000 {
+            for off in offsets {
+                let t = Timestamp {
+                    unix_ms: ms,
+                    offset_secs: off,
+                };
+                let (mut fast, mut plain) = (Vec::new(), Vec::new());
+                t.write_rfc3339(&mut fast);
+                t.write_full(&mut plain);
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(plain).unwrap()
+                );
+                n += 1;
+            }
+            // an irregular step, so milliseconds, seconds and days all vary
+            ms += 86_399_999 * 97 + 1_237;
+        }
+        assert!(n > 1000);
+        let t = Timestamp {
+            unix_ms: 1_512_000_000_123,
+            offset_secs: -3 * 3600 - 1800,
+        };
+        assert_eq!(t.to_rfc3339(), "2017-11-29T20:30:00.123-03:30");
     }
 }

@@ -26,9 +26,13 @@ pub struct BulkEncoder {
     mode: EsMode,
     namespace: String,
     index: String,
-    /// The last index name per kind and day, so the pattern is formatted once a day.
-    cache: Mutex<Vec<(Kind, i64, String)>>,
+    /// The start of the action line, `{"create":{"_index":"...","_id":"`, per kind (and, for
+    /// date-patterned indices, the last day seen of that kind): built once, copied per record.
+    actions: Mutex<Vec<ActionPrefix>>,
 }
+
+/// (kind, local day or 0, `{"create":{"_index":"...","_id":"`)
+type ActionPrefix = (Kind, i64, Box<[u8]>);
 
 impl BulkEncoder {
     pub fn new(mode: EsMode, namespace: &str, index: &str) -> BulkEncoder {
@@ -36,7 +40,7 @@ impl BulkEncoder {
             mode,
             namespace: namespace.to_string(),
             index: index.to_string(),
-            cache: Mutex::new(Vec::new()),
+            actions: Mutex::new(Vec::new()),
         }
     }
 
@@ -44,33 +48,40 @@ impl BulkEncoder {
         match self.mode {
             EsMode::DataStream => format!("logs-epost.{}-{}", kind.name(), self.namespace),
             EsMode::Index => {
-                let mut c = self.cache.lock().unwrap();
-                if let Some((_, _, name)) = c.iter().find(|(k, d, _)| *k == kind && *d == local_day)
-                {
-                    return name.clone();
-                }
                 let date = chrono::DateTime::from_timestamp(local_day * 86_400, 0)
                     .unwrap_or_default()
                     .naive_utc();
-                let name = date
-                    .format(&self.index.replace("{kind}", kind.name()))
+                date.format(&self.index.replace("{kind}", kind.name()))
                     .to_string()
-                    .to_lowercase();
-                c.retain(|(k, _, _)| *k != kind);
-                c.push((kind, local_day, name.clone()));
-                name
+                    .to_lowercase()
             }
         }
     }
 
     pub fn encode(&self, rec: &Record<'_>, out: &mut Vec<u8>) {
-        let ts = rec.timestamp;
-        let local_day = (ts.unix_ms + i64::from(ts.offset_secs) * 1000).div_euclid(86_400_000);
-        let index = self.index_for(rec.source.kind, local_day);
-        out.extend_from_slice(b"{\"create\":{\"_index\":");
-        write_str(out, &index);
+        let kind = rec.source.kind;
+        let day = match self.mode {
+            EsMode::DataStream => 0,
+            EsMode::Index => {
+                let ts = rec.timestamp;
+                (ts.unix_ms + i64::from(ts.offset_secs) * 1000).div_euclid(86_400_000)
+            }
+        };
+        {
+            let mut actions = self.actions.lock().unwrap();
+            match actions.iter().find(|(k, d, _)| *k == kind && *d == day) {
+                Some((_, _, prefix)) => out.extend_from_slice(prefix),
+                None => {
+                    let mut prefix = b"{\"create\":{\"_index\":".to_vec();
+                    write_str(&mut prefix, &self.index_for(kind, day));
+                    prefix.extend_from_slice(b",\"_id\":\"");
+                    out.extend_from_slice(&prefix);
+                    actions.retain(|(k, _, _)| *k != kind);
+                    actions.push((kind, day, prefix.into()));
+                }
+            }
+        }
         let id = rec.event_id();
-        out.extend_from_slice(b",\"_id\":\"");
         out.extend_from_slice(id.to_hex().as_str().as_bytes());
         out.extend_from_slice(b"\"}}\n");
         rec.write_json_with_id(id, out);
@@ -93,12 +104,56 @@ pub struct ElasticsearchSink {
     dead: Arc<DeadLetter>,
 }
 
+/// The first reading of a `_bulk` response: when `errors` is false every item was stored,
+/// and only the number of items is needed, which is counted without building them (a
+/// million-record backfill reads 680,000 items).
 #[derive(Deserialize)]
-struct BulkResponse {
+struct BulkSummary {
     #[serde(default)]
     errors: bool,
     #[serde(default)]
+    items: ItemCount,
+}
+
+#[derive(Default)]
+struct ItemCount(usize);
+
+impl<'de> Deserialize<'de> for ItemCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = ItemCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of bulk items")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ItemCount, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(ItemCount(n))
+            }
+        }
+        d.deserialize_seq(Counter)
+    }
+}
+
+/// The full reading, when some item failed.
+#[derive(Deserialize)]
+struct BulkResponse {
+    #[serde(default)]
     items: Vec<std::collections::HashMap<String, BulkItem>>,
+}
+
+/// What a `_bulk` request came to.
+enum BulkOutcome {
+    /// Every one of this many items was stored.
+    AllStored(usize),
+    /// Per-item results, in request order.
+    Items(Vec<BulkItem>),
 }
 
 #[derive(Deserialize)]
@@ -261,7 +316,16 @@ impl ElasticsearchSink {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         while !todo.is_empty() {
             let body = self.body(idx, batch, &todo)?;
-            let results = self.bulk(body).await?;
+            let results = match self.bulk(body).await? {
+                BulkOutcome::AllStored(n) if n == todo.len() => break,
+                BulkOutcome::AllStored(n) => {
+                    return Err(SinkError::Transient(format!(
+                        "bulk response has {n} items for {} documents",
+                        todo.len()
+                    )));
+                }
+                BulkOutcome::Items(items) => items,
+            };
             if results.len() != todo.len() {
                 return Err(SinkError::Transient(format!(
                     "bulk response has {} items for {} documents",
@@ -354,7 +418,7 @@ impl ElasticsearchSink {
         Ok((reqwest::Body::from(bytes), len))
     }
 
-    async fn bulk(&self, (body, len): (reqwest::Body, u64)) -> Result<Vec<BulkItem>, SinkError> {
+    async fn bulk(&self, (body, len): (reqwest::Body, u64)) -> Result<BulkOutcome, SinkError> {
         let url = self.url();
         let mut req = self
             .client
@@ -389,19 +453,26 @@ impl ElasticsearchSink {
                 truncate(&String::from_utf8_lossy(&bytes), 500)
             )));
         }
-        let parsed: BulkResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| SinkError::Transient(format!("{url}/_bulk: unreadable response: {e}")))?;
-        let _ = parsed.errors;
-        Ok(parsed
-            .items
-            .into_iter()
-            .map(|mut m| {
-                m.drain().next().map(|(_, v)| v).unwrap_or(BulkItem {
-                    status: 500,
-                    error: None,
+        let unreadable = |e: serde_json::Error| {
+            SinkError::Transient(format!("{url}/_bulk: unreadable response: {e}"))
+        };
+        let summary: BulkSummary = serde_json::from_slice(&bytes).map_err(unreadable)?;
+        if !summary.errors {
+            return Ok(BulkOutcome::AllStored(summary.items.0));
+        }
+        let parsed: BulkResponse = serde_json::from_slice(&bytes).map_err(unreadable)?;
+        Ok(BulkOutcome::Items(
+            parsed
+                .items
+                .into_iter()
+                .map(|mut m| {
+                    m.drain().next().map(|(_, v)| v).unwrap_or(BulkItem {
+                        status: 500,
+                        error: None,
+                    })
                 })
-            })
-            .collect())
+                .collect(),
+        ))
     }
 }
 
@@ -525,5 +596,72 @@ mod tests {
             e.index_for(Kind::Faillog, 17_501),
             "epost-faillog-2017.12.01"
         );
+    }
+
+    /// The cached action-line prefix follows the kind and, for dated indices, the day of each
+    /// record, whatever order they come in.
+    #[test]
+    fn action_lines_follow_kind_and_day() {
+        use crate::parse::time::Timestamp;
+        use crate::record::{Outcome, Source};
+        let e = BulkEncoder::new(EsMode::Index, "", "epost-{kind}-%Y.%m.%d");
+        let inlog = Source::new("MAILSV01", Kind::Inlog, "/m/inlog/MAILSV01/171130.log");
+        let faillog = Source::new("MAILSV01", Kind::Faillog, "/m/faillog/MAILSV01/171130.log");
+        // 2017-11-30 23:59:59 and 2017-12-01 00:00:01 in Tokyo
+        let (late, early) = (1_512_053_999_000, 1_512_054_001_000);
+        let mut out = Vec::new();
+        let mut expected = Vec::new();
+        for (source, ms, index) in [
+            (&inlog, late, "epost-inlog-2017.11.30"),
+            (&faillog, late, "epost-faillog-2017.11.30"),
+            (&inlog, early, "epost-inlog-2017.12.01"),
+            (&inlog, late, "epost-inlog-2017.11.30"),
+            (&faillog, early, "epost-faillog-2017.12.01"),
+            (&faillog, early, "epost-faillog-2017.12.01"),
+        ] {
+            let rec = Record {
+                source,
+                timestamp: Timestamp {
+                    unix_ms: ms,
+                    offset_secs: 9 * 3600,
+                },
+                time_inferred: false,
+                message: "m".into(),
+                offset: 7,
+                action: "a".into(),
+                outcome: Outcome::Success,
+                parse_error: None,
+                decode_error: false,
+                fields: Default::default(),
+            };
+            e.encode(&rec, &mut out);
+            let id = rec.event_id().to_hex();
+            expected.push(format!(
+                "{{\"create\":{{\"_index\":\"{index}\",\"_id\":\"{}\"}}}}",
+                id.as_str()
+            ));
+            expected.push(rec.to_json());
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+        let e = BulkEncoder::new(EsMode::DataStream, "prod", "");
+        let mut out = Vec::new();
+        let rec = Record {
+            source: &faillog,
+            timestamp: Timestamp {
+                unix_ms: late,
+                offset_secs: 0,
+            },
+            time_inferred: false,
+            message: "m".into(),
+            offset: 0,
+            action: "a".into(),
+            outcome: Outcome::Success,
+            parse_error: None,
+            decode_error: false,
+            fields: Default::default(),
+        };
+        e.encode(&rec, &mut out);
+        assert!(out.starts_with(b"{\"create\":{\"_index\":\"logs-epost.faillog-prod\",\"_id\":\""));
     }
 }
