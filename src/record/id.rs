@@ -83,7 +83,11 @@ mod tests {
         // Pinned: an id must never change between versions, or replays would duplicate.
         assert_eq!(
             EventId::new(&a, 0).to_hex().as_str(),
-            EventId::new(&a, 0).to_hex().as_str()
+            "038417139098cb44ad6b5026e35f0628"
+        );
+        assert_eq!(
+            EventId::new(&c, 4096).to_hex().as_str(),
+            "a6fc2cc0f87ada78af3e9d03cdc682b0"
         );
         assert_eq!(EventId::new(&a, 0).to_hex().as_str().len(), 32);
     }

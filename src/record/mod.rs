@@ -10,7 +10,7 @@ pub mod json;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-pub use id::EventId;
+pub use id::{EventId, HexId};
 
 use crate::kind::Kind;
 use crate::parse::time::Timestamp;
@@ -25,6 +25,8 @@ pub struct Source {
     /// The bare file name (`171130.log`), part of `event.id` so that the same file read through
     /// a drive letter or a UNC share gives the same ids.
     pub file_name: Arc<str>,
+    /// This source's fixed parts of every record's JSON, rendered once.
+    pub json: json::SourceJson,
 }
 
 impl Source {
@@ -39,6 +41,7 @@ impl Source {
             kind,
             path: path.into(),
             file_name: file_name.into(),
+            json: json::SourceJson::new(host, kind, path),
         }
     }
 }
@@ -151,9 +154,7 @@ impl<'a> Record<'a> {
     /// Calls `f` with every present field under its dotted ECS name, in an order where fields
     /// that share an object prefix are adjacent (the nested JSON writer relies on that).
     /// `event.id` is passed as its hex string.
-    pub fn visit<'s>(&'s self, id_hex: &'s str, f: &mut impl FnMut(&'static Name, Value<'s>)) {
-        let x = &self.fields;
-        let s = |v: &'s Option<Cow<'a, str>>| v.as_deref().filter(|s| !s.is_empty());
+    pub fn visit<'s>(&'s self, id_hex: &'s str, f: &mut dyn FnMut(&'static Name, Value<'s>)) {
         f(n!("@timestamp"), Value::Time(self.timestamp));
         f(n!("message"), Value::Str(&self.message));
         f(n!("event", "id"), Value::Str(id_hex));
@@ -167,6 +168,14 @@ impl<'a> Record<'a> {
         f(n!("host", "name"), Value::Str(&self.source.host));
         f(n!("log", "file", "path"), Value::Str(&self.source.path));
         f(n!("log", "offset"), Value::Int(self.offset as i64));
+        self.visit_fields(f);
+    }
+
+    /// The fields after `log.offset` in [`Record::visit`]'s order: those that not every record
+    /// has (and `epost.log`).
+    pub fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&'static Name, Value<'s>)) {
+        let x = &self.fields;
+        let s = |v: &'s Option<Cow<'a, str>>| v.as_deref().filter(|s| !s.is_empty());
         macro_rules! opt_str {
             ($name:expr, $v:expr) => {
                 if let Some(v) = s($v) {
@@ -242,11 +251,11 @@ impl<'a> Record<'a> {
 
     /// The record as one line of nested JSON (what `parse` prints and Elasticsearch stores).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        json::write_record(self, self.event_id(), out);
+        json::write_record(self, &self.event_id().to_hex(), out);
     }
 
     /// The same, with the id already computed (the bulk encoder needs it twice).
-    pub fn write_json_with_id(&self, id: EventId, out: &mut Vec<u8>) {
+    pub fn write_json_with_id(&self, id: &HexId, out: &mut Vec<u8>) {
         json::write_record(self, id, out);
     }
 

@@ -81,10 +81,10 @@ impl BulkEncoder {
                 }
             }
         }
-        let id = rec.event_id();
-        out.extend_from_slice(id.to_hex().as_str().as_bytes());
+        let id = rec.event_id().to_hex();
+        out.extend_from_slice(id.as_str().as_bytes());
         out.extend_from_slice(b"\"}}\n");
-        rec.write_json_with_id(id, out);
+        rec.write_json_with_id(&id, out);
         out.push(b'\n');
     }
 }
