@@ -122,7 +122,9 @@ pub fn write_record(rec: &Record<'_>, id: &HexId, out: &mut Vec<u8>) {
     out.extend_from_slice(rec.source.json.after_outcome.as_bytes());
     write_int(out, rec.offset as i64);
     out.push(b'}');
-    write_nested(out, false, |f| rec.visit_fields(f));
+    let mut nest = Nester::new(false);
+    rec.visit_fields(&mut |name, value| nest.field(out, name, value));
+    nest.close(out);
     out.push(b'}');
 }
 
@@ -153,45 +155,55 @@ impl SourceJson {
     }
 }
 
-/// Writes the fields `visit` gives, nesting dotted names: `client.ip` becomes
-/// `"client":{"ip":...}`. Relies on fields of one object coming together. `first`: whether
-/// nothing was written yet in the enclosing object (no comma before the first field).
-fn write_nested<'s>(
-    out: &mut Vec<u8>,
-    mut first: bool,
-    visit: impl FnOnce(&mut dyn FnMut(&'static Name, Value<'s>)),
-) {
-    let mut open: &[&str] = &[];
-    visit(&mut |name, value| {
+/// Writes fields given one by one, nesting dotted names: `client.ip` becomes
+/// `"client":{"ip":...}`. Relies on fields of one object coming together (as
+/// [`Record::visit`] gives them).
+struct Nester {
+    open: &'static [&'static str],
+    /// Nothing written yet in the innermost open object: no comma before the next field.
+    first: bool,
+}
+
+impl Nester {
+    fn new(first: bool) -> Nester {
+        Nester { open: &[], first }
+    }
+
+    #[inline]
+    fn field(&mut self, out: &mut Vec<u8>, name: &'static Name, value: Value<'_>) {
         let depth = name.path.len() - 1;
         let parents = &name.path[..depth];
-        let common = open
+        let common = self
+            .open
             .iter()
             .zip(parents)
             .take_while(|(a, b)| same(a, b))
             .count();
-        for _ in common..open.len() {
+        for _ in common..self.open.len() {
             out.push(b'}');
-            first = false;
+            self.first = false;
         }
         for k in &name.json_keys[common..depth] {
-            if !first {
+            if !self.first {
                 out.push(b',');
             }
             out.extend_from_slice(k.as_bytes());
             out.push(b'{');
-            first = true;
+            self.first = true;
         }
-        open = parents;
-        if !first {
+        self.open = parents;
+        if !self.first {
             out.push(b',');
         }
-        first = false;
+        self.first = false;
         out.extend_from_slice(name.json_keys[depth].as_bytes());
         write_value(out, value);
-    });
-    for _ in 0..open.len() {
-        out.push(b'}');
+    }
+
+    fn close(self, out: &mut Vec<u8>) {
+        for _ in 0..self.open.len() {
+            out.push(b'}');
+        }
     }
 }
 
@@ -262,7 +274,11 @@ mod tests {
                     let mut fast = Vec::new();
                     write_record(rec, &id, &mut fast);
                     let mut slow = vec![b'{'];
-                    write_nested(&mut slow, true, |f| rec.visit(id.as_str(), f));
+                    let mut nest = Nester::new(true);
+                    rec.visit(id.as_str(), &mut |name, value| {
+                        nest.field(&mut slow, name, value)
+                    });
+                    nest.close(&mut slow);
                     slow.push(b'}');
                     assert_eq!(
                         String::from_utf8_lossy(&fast),

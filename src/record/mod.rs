@@ -154,7 +154,7 @@ impl<'a> Record<'a> {
     /// Calls `f` with every present field under its dotted ECS name, in an order where fields
     /// that share an object prefix are adjacent (the nested JSON writer relies on that).
     /// `event.id` is passed as its hex string.
-    pub fn visit<'s>(&'s self, id_hex: &'s str, f: &mut dyn FnMut(&'static Name, Value<'s>)) {
+    pub fn visit<'s>(&'s self, id_hex: &'s str, f: &mut impl FnMut(&'static Name, Value<'s>)) {
         f(n!("@timestamp"), Value::Time(self.timestamp));
         f(n!("message"), Value::Str(&self.message));
         f(n!("event", "id"), Value::Str(id_hex));
@@ -173,7 +173,7 @@ impl<'a> Record<'a> {
 
     /// The fields after `log.offset` in [`Record::visit`]'s order: those that not every record
     /// has (and `epost.log`).
-    pub fn visit_fields<'s>(&'s self, f: &mut dyn FnMut(&'static Name, Value<'s>)) {
+    pub fn visit_fields<'s>(&'s self, f: &mut impl FnMut(&'static Name, Value<'s>)) {
         let x = &self.fields;
         let s = |v: &'s Option<Cow<'a, str>>| v.as_deref().filter(|s| !s.is_empty());
         macro_rules! opt_str {
