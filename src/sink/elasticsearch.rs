@@ -394,22 +394,22 @@ impl ElasticsearchSink {
             let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
             return Ok((body, size as u64));
         }
-        let mut raw = Vec::with_capacity(if full { size } else { size / 2 });
-        if full {
-            for s in batch {
-                raw.extend_from_slice(&s.payloads[idx].data);
-            }
+        // Compressed straight from the payloads: no uncompressed copy of the batch.
+        let parts: Box<dyn Iterator<Item = &[u8]>> = if full {
+            Box::new(batch.iter().map(|s| &s.payloads[idx].data[..]))
         } else {
-            for &(s, r) in todo {
-                raw.extend_from_slice(batch[s].payloads[idx].record(r));
-            }
-        }
+            Box::new(todo.iter().map(|&(s, r)| batch[s].payloads[idx].record(r)))
+        };
         let bytes = match self.compression {
-            Compression::None => raw,
+            Compression::None => parts.fold(Vec::with_capacity(size / 2), |mut v, p| {
+                v.extend_from_slice(p);
+                v
+            }),
             Compression::Gzip => {
-                let mut gz =
-                    GzEncoder::new(Vec::with_capacity(raw.len() / 6), GzLevel::new(self.level));
-                gz.write_all(&raw)
+                let mut gz = GzEncoder::new(Vec::with_capacity(size / 8), GzLevel::new(self.level));
+                parts
+                    .into_iter()
+                    .try_for_each(|p| gz.write_all(p))
                     .and_then(|()| gz.finish())
                     .map_err(|e| SinkError::Transient(format!("gzip: {e}")))?
             }
