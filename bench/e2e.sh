@@ -9,6 +9,7 @@
 #                  null-loki, null-otlp-http, elasticsearch, opensearch, loki, otlp-grpc,
 #                  otlp-http (the real servers: tests/servers/up.sh NAME first)
 #     COMPRESSION  none (default for null targets) or gzip
+#   EPOST_BENCH_PIPELINE='queue_segments = 8' adds keys to the [pipeline] table (experiments).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-1000000}
@@ -67,6 +68,9 @@ ignore_older_than = "100000d"
 
 [metrics]
 listen = ""
+
+[pipeline]
+${EPOST_BENCH_PIPELINE:-}
 
 [[sink]]
 $sink

@@ -163,7 +163,8 @@ pub fn run(
             .name("epost-checkpoint".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(interval.min(Duration::from_millis(200)));
+                    // unparked at shutdown, so that stopping does not wait out the interval
+                    std::thread::park_timeout(interval.min(Duration::from_millis(200)));
                     if let Some(s) = tracker.snapshot(false) {
                         match store.save(&s) {
                             Ok(()) => metrics
@@ -236,6 +237,7 @@ pub fn run(
     }
     runtime.shutdown_timeout(Duration::from_millis(500));
     cp_stop.store(true, Ordering::Relaxed);
+    cp_thread.thread().unpark();
     let _ = cp_thread.join();
     let last = tracker.snapshot(true).expect("forced");
     store

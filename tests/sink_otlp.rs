@@ -940,6 +940,21 @@ fn collector_http_example_folder() {
     collector_example_folder(Proto::Http, "EPOST_TEST_OTLP_HTTP");
 }
 
+/// Starts the collector again when dropped, so a failed restart test does not cascade.
+struct UpOnDrop;
+
+impl Drop for UpOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // no assertion here: a second panic would abort the test binary
+            let _ = std::process::Command::new("bash")
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/up.sh"))
+                .arg("otelcol")
+                .output();
+        }
+    }
+}
+
 fn servers_script(name: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/servers")
@@ -992,7 +1007,9 @@ batch_timeout = "50ms"
     );
     let config = h.config_sinks(
         &format!("host = \"{host}\""),
-        "segment_max_records = 25",
+        // room for all 400 records in the queue (16 × 25), so the file sink gets them all
+        // while the collector is down
+        "segment_max_records = 25\nqueue_segments = 16",
         &sinks,
     );
     let a = h.log("inlog", "X", "171130.log");
@@ -1007,6 +1024,8 @@ batch_timeout = "50ms"
     wait_for(output, &host, 100, 60);
 
     servers_script("down.sh");
+    // a failure below must not leave the collector down for the other tests
+    let _up = UpOnDrop;
     append(&a, &lines(100, 250));
     append(&b, &lines(250, 400));
     // read by the tailer (the file sink has them) while the collector is down

@@ -57,6 +57,12 @@ pub struct Tracker {
     capacity: usize,
     state: Mutex<State>,
     room: Condvar,
+    /// Signalled while the tailer waits for room (nothing new can come until something is
+    /// acknowledged) and once a backfill has read everything: a sink gathering a batch then
+    /// sends what it has instead of waiting for its batch timeout.
+    send_now: tokio::sync::Notify,
+    /// A backfill read everything there is: no batch will grow any more.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 pub fn now_ms() -> i64 {
@@ -83,6 +89,8 @@ impl Tracker {
             capacity,
             state: Mutex::new(st),
             room: Condvar::new(),
+            send_now: tokio::sync::Notify::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -134,11 +142,38 @@ impl Tracker {
     /// Returns whether there is room.
     pub fn wait_for_room(&self, timeout: Duration) -> bool {
         let st = self.state.lock().unwrap();
+        if st.in_flight >= self.capacity {
+            self.send_now.notify_waiters();
+        }
         let (st, _) = self
             .room
             .wait_timeout_while(st, timeout, |s| s.in_flight >= self.capacity)
             .unwrap();
         st.in_flight < self.capacity
+    }
+
+    /// Resolves when waiting for more segments is pointless: the tailer is blocked on a full
+    /// queue, or a backfill has read everything.
+    pub async fn send_now(&self) {
+        let notified = self.send_now.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed)
+            || self.state.lock().unwrap().in_flight >= self.capacity
+        {
+            return;
+        }
+        notified.await;
+    }
+
+    /// A backfill has read everything: sinks send their last batches at once.
+    pub fn drain(&self) {
+        if !self
+            .draining
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.send_now.notify_waiters();
+        }
     }
 
     pub fn in_flight(&self) -> usize {

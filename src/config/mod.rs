@@ -147,7 +147,7 @@ pub struct Pipeline {
 impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
-            queue_segments: 16,
+            queue_segments: 8,
             segment_max_bytes: ByteSize(128 * 1024),
             segment_max_records: 2000,
             checkpoint_interval: HumanDuration(Duration::from_secs(1)),

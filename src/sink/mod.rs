@@ -191,6 +191,7 @@ pub async fn run(
                 rx.try_recv().ok()
             } else {
                 tokio::select! {
+                    biased;
                     s = rx.recv() => {
                         if s.is_none() {
                             closed = true;
@@ -198,6 +199,9 @@ pub async fn run(
                         s
                     }
                     _ = tokio::time::sleep_until(deadline) => None,
+                    // the queue is full, or a backfill read everything: nothing more will come
+                    // until this batch is delivered
+                    () = tracker.send_now() => None,
                 }
             };
             let Some(s) = next else { break };

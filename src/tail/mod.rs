@@ -187,10 +187,15 @@ impl Tailer {
                 return false;
             }
             if !worked {
-                if self.plan.exit_when_caught_up && self.caught_up() {
-                    return true;
+                // A backfill looks again soon: it only waits for the last acknowledgements.
+                let mut wait = self.cfg.poll_interval.min(Duration::from_millis(250));
+                if self.plan.exit_when_caught_up {
+                    self.tracker.drain();
+                    if self.caught_up() {
+                        return true;
+                    }
+                    wait = wait.min(Duration::from_millis(20));
                 }
-                let wait = self.cfg.poll_interval.min(Duration::from_millis(250));
                 match self.wake.recv_timeout(wait) {
                     Ok(()) => {
                         while self.wake.try_recv().is_ok() {}
