@@ -20,7 +20,7 @@ NULL_ADDR=127.0.0.1:9299
 cargo build --release --quiet --bin epost-shipper --example gen_mail --example null_endpoint
 MAIL=target/bench/mail-$LINES
 [[ -d $MAIL ]] || ./target/release/examples/gen_mail --lines "$LINES" --out "$MAIL"
-RUN=target/bench/run-$TARGET-$LINES
+RUN=target/bench/run-$TARGET-$COMP-$LINES
 rm -rf "$RUN"
 mkdir -p "$RUN"
 ns="b$(date +%s)"
