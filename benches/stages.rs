@@ -1,4 +1,5 @@
-//! Per-stage micro-benchmarks: line splitting, decoding, parsing each kind, JSON encoding.
+//! Per-stage micro-benchmarks: line splitting, decoding, parsing each kind, JSON encoding,
+//! and Elasticsearch `_bulk` bodies with and without gzip.
 //! Input: the bundled example files of each kind, repeated to about 1 MiB (CP932, CRLF).
 //!
 //! `cargo bench --bench stages` (figures in docs/benchmarks.md).
@@ -112,12 +113,62 @@ fn parse_kinds(c: &mut Criterion) {
     }
 }
 
+/// `_bulk` bodies (action line + document per record) as the Elasticsearch sink builds them,
+/// then gzip level 1 of such a body, alone and together.
+fn bulk_bodies(c: &mut Criterion) {
+    use epost_shipper::config::EsMode;
+    use epost_shipper::sink::elasticsearch::BulkEncoder;
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+    let gzip = |body: &[u8]| {
+        let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 8), Compression::new(1));
+        gz.write_all(body).expect("in memory");
+        gz.finish().expect("in memory")
+    };
+    for kind in [Kind::Receivelog, Kind::Inlog] {
+        let data = example(kind);
+        let records = count_records(kind, &data);
+        let source = Source::new("MAILSV01", kind, "x/171130.log");
+        let encoder = BulkEncoder::new(EsMode::DataStream, "default", "");
+        let build = |buf: &mut Vec<u8>| {
+            buf.clear();
+            parse_bytes(
+                source.clone(),
+                ParseOptions::default(),
+                black_box(&data),
+                &mut |r| encoder.encode(r, buf),
+            );
+        };
+        let mut body = Vec::new();
+        build(&mut body);
+        let mut g = c.benchmark_group(format!("bulk/{kind}"));
+        g.throughput(Throughput::Elements(records));
+        g.bench_function("parse+body", |b| {
+            let mut buf = Vec::with_capacity(body.len());
+            b.iter(|| {
+                build(&mut buf);
+                buf.len()
+            })
+        });
+        g.bench_function("parse+body+gzip", |b| {
+            let mut buf = Vec::with_capacity(body.len());
+            b.iter(|| {
+                build(&mut buf);
+                gzip(&buf).len()
+            })
+        });
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function("gzip_only", |b| b.iter(|| gzip(black_box(&body)).len()));
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = lines_and_decode, parse_kinds
+    targets = lines_and_decode, parse_kinds, bulk_bodies
 }
 criterion_main!(benches);
