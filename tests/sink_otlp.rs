@@ -947,23 +947,23 @@ impl Drop for UpOnDrop {
     fn drop(&mut self) {
         if std::thread::panicking() {
             // no assertion here: a second panic would abort the test binary
-            let _ = std::process::Command::new("bash")
-                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/up.sh"))
-                .arg("otelcol")
-                .output();
+            let _ = run_servers_script("up.sh");
         }
     }
 }
 
-fn servers_script(name: &str) {
+fn run_servers_script(name: &str) -> std::io::Result<std::process::Output> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/servers")
         .join(name);
-    let out = std::process::Command::new("bash")
+    std::process::Command::new("bash")
         .arg(&script)
         .arg("otelcol")
         .output()
-        .unwrap();
+}
+
+fn servers_script(name: &str) {
+    let out = run_servers_script(name).unwrap();
     eprintln!(
         "{name} otelcol: {}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -316,23 +316,20 @@ impl ElasticsearchSink {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         while !todo.is_empty() {
             let body = self.body(idx, batch, &todo)?;
-            let results = match self.bulk(body).await? {
-                BulkOutcome::AllStored(n) if n == todo.len() => break,
-                BulkOutcome::AllStored(n) => {
-                    return Err(SinkError::Transient(format!(
-                        "bulk response has {n} items for {} documents",
-                        todo.len()
-                    )));
-                }
-                BulkOutcome::Items(items) => items,
+            let outcome = self.bulk(body).await?;
+            let answered = match &outcome {
+                BulkOutcome::AllStored(n) => *n,
+                BulkOutcome::Items(items) => items.len(),
             };
-            if results.len() != todo.len() {
+            if answered != todo.len() {
                 return Err(SinkError::Transient(format!(
-                    "bulk response has {} items for {} documents",
-                    results.len(),
+                    "bulk response has {answered} items for {} documents",
                     todo.len()
                 )));
             }
+            let BulkOutcome::Items(results) = outcome else {
+                break;
+            };
             let mut retry = Vec::new();
             let mut retry_reason = String::new();
             for (&(s, r), item) in todo.iter().zip(results) {
@@ -395,7 +392,7 @@ impl ElasticsearchSink {
             return Ok((body, size as u64));
         }
         // Compressed straight from the payloads: no uncompressed copy of the batch.
-        let parts: Box<dyn Iterator<Item = &[u8]>> = if full {
+        let mut parts: Box<dyn Iterator<Item = &[u8]>> = if full {
             Box::new(batch.iter().map(|s| &s.payloads[idx].data[..]))
         } else {
             Box::new(todo.iter().map(|&(s, r)| batch[s].payloads[idx].record(r)))
@@ -408,7 +405,6 @@ impl ElasticsearchSink {
             Compression::Gzip => {
                 let mut gz = GzEncoder::new(Vec::with_capacity(size / 8), GzLevel::new(self.level));
                 parts
-                    .into_iter()
                     .try_for_each(|p| gz.write_all(p))
                     .and_then(|()| gz.finish())
                     .map_err(|e| SinkError::Transient(format!("gzip: {e}")))?
@@ -598,12 +594,34 @@ mod tests {
         );
     }
 
+    fn record(
+        source: &crate::record::Source,
+        unix_ms: i64,
+        offset_secs: i32,
+        offset: u64,
+    ) -> Record<'_> {
+        Record {
+            source,
+            timestamp: crate::parse::time::Timestamp {
+                unix_ms,
+                offset_secs,
+            },
+            time_inferred: false,
+            message: "m".into(),
+            offset,
+            action: "a".into(),
+            outcome: crate::record::Outcome::Success,
+            parse_error: None,
+            decode_error: false,
+            fields: Default::default(),
+        }
+    }
+
     /// The cached action-line prefix follows the kind and, for dated indices, the day of each
     /// record, whatever order they come in.
     #[test]
     fn action_lines_follow_kind_and_day() {
-        use crate::parse::time::Timestamp;
-        use crate::record::{Outcome, Source};
+        use crate::record::Source;
         let e = BulkEncoder::new(EsMode::Index, "", "epost-{kind}-%Y.%m.%d");
         let inlog = Source::new("MAILSV01", Kind::Inlog, "/m/inlog/MAILSV01/171130.log");
         let faillog = Source::new("MAILSV01", Kind::Faillog, "/m/faillog/MAILSV01/171130.log");
@@ -619,21 +637,7 @@ mod tests {
             (&faillog, early, "epost-faillog-2017.12.01"),
             (&faillog, early, "epost-faillog-2017.12.01"),
         ] {
-            let rec = Record {
-                source,
-                timestamp: Timestamp {
-                    unix_ms: ms,
-                    offset_secs: 9 * 3600,
-                },
-                time_inferred: false,
-                message: "m".into(),
-                offset: 7,
-                action: "a".into(),
-                outcome: Outcome::Success,
-                parse_error: None,
-                decode_error: false,
-                fields: Default::default(),
-            };
+            let rec = record(source, ms, 9 * 3600, 7);
             e.encode(&rec, &mut out);
             let id = rec.event_id().to_hex();
             expected.push(format!(
@@ -646,21 +650,7 @@ mod tests {
         assert_eq!(text.lines().collect::<Vec<_>>(), expected);
         let e = BulkEncoder::new(EsMode::DataStream, "prod", "");
         let mut out = Vec::new();
-        let rec = Record {
-            source: &faillog,
-            timestamp: Timestamp {
-                unix_ms: late,
-                offset_secs: 0,
-            },
-            time_inferred: false,
-            message: "m".into(),
-            offset: 0,
-            action: "a".into(),
-            outcome: Outcome::Success,
-            parse_error: None,
-            decode_error: false,
-            fields: Default::default(),
-        };
+        let rec = record(&faillog, late, 0, 0);
         e.encode(&rec, &mut out);
         assert!(out.starts_with(b"{\"create\":{\"_index\":\"logs-epost.faillog-prod\",\"_id\":\""));
     }
