@@ -191,12 +191,19 @@ pub fn run(
         std::thread::Builder::new()
             .name("epost-retention".into())
             .spawn(move || {
-                let mut next = Instant::now() + Duration::from_secs(60);
+                let mut last: Option<Instant> = None;
+                let started = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(500));
-                    if Instant::now() >= next {
+                    // first run a minute after start, then every `schedule`; elapsed()
+                    // saturates, so no Instant arithmetic can overflow here
+                    let due = match last {
+                        None => started.elapsed() >= Duration::from_secs(60),
+                        Some(t) => t.elapsed() >= every.0,
+                    };
+                    if due {
                         crate::retention::run_once(&config, &tracker.current());
-                        next = Instant::now() + every.0;
+                        last = Some(Instant::now());
                     }
                 }
             })

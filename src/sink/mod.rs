@@ -151,6 +151,14 @@ impl Backoff {
     }
 }
 
+/// `now + d`, saturating far in the future rather than panicking on a huge `d`.
+fn deadline_after(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
+}
+
 fn jitter_permille() -> u64 {
     // No RNG dependency for this: the clock's nanoseconds are random enough for jitter.
     let n = std::time::SystemTime::now()
@@ -185,7 +193,7 @@ pub async fn run(
         let mut events = first.records as usize;
         let mut bytes = first.payloads[idx].data.len() as u64;
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + policy.timeout;
+        let deadline = deadline_after(policy.timeout);
         while events < policy.max_events && bytes < policy.max_bytes {
             let next = if policy.timeout.is_zero() {
                 rx.try_recv().ok()

@@ -173,14 +173,16 @@ impl Tailer {
     /// Runs until `stop` is set (or, for a backfill, until caught up). Returns whether it
     /// caught up.
     pub fn run(mut self) -> bool {
-        let mut last_scan = Instant::now() - Duration::from_secs(3600);
+        // `None` = never scanned. Not `Instant::now() - 1h`: on Windows `Instant` counts from
+        // boot, so that subtraction panics in a service's first hour after a reboot.
+        let mut last_scan: Option<Instant> = None;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return false;
             }
-            if last_scan.elapsed() >= self.cfg.poll_interval {
+            if last_scan.is_none_or(|t| t.elapsed() >= self.cfg.poll_interval) {
                 self.scan();
-                last_scan = Instant::now();
+                last_scan = Some(Instant::now());
             }
             let worked = self.step();
             if self.stop.load(Ordering::Relaxed) {
@@ -200,9 +202,9 @@ impl Tailer {
                     Ok(()) => {
                         while self.wake.try_recv().is_ok() {}
                         // a file appeared or changed: look now rather than at the next poll
-                        if last_scan.elapsed() >= Duration::from_millis(500) {
+                        if last_scan.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
                             self.scan();
-                            last_scan = Instant::now();
+                            last_scan = Some(Instant::now());
                         }
                     }
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
