@@ -55,7 +55,27 @@ pub fn run(a: BackfillArgs) -> Result<(), Failure> {
     let summary = result.map_err(Failure::runtime)?;
     let lines = counters.lines.load(Ordering::Relaxed);
     let bytes = counters.bytes.load(Ordering::Relaxed);
-    if summary.caught_up {
+    let unreadable = std::mem::take(
+        &mut *counters
+            .unreadable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if summary.caught_up && !unreadable.is_empty() {
+        eprintln!(
+            "backfill finished: {} records from {lines} lines ({}) shipped and acknowledged, but {} file(s) could not be read:",
+            summary.records,
+            human_bytes(bytes),
+            unreadable.len()
+        );
+        for (path, why) in &unreadable {
+            eprintln!("  {}: {why}", path.display());
+        }
+        Err(Failure::runtime(anyhow!(
+            "{} log file(s) could not be read; fix their permissions and run backfill again",
+            unreadable.len()
+        )))
+    } else if summary.caught_up {
         eprintln!(
             "backfill complete: {} records from {lines} lines ({}) shipped and acknowledged",
             summary.records,

@@ -85,6 +85,19 @@ impl Metrics {
             "# HELP epost_open_files Log files held open.\n# TYPE epost_open_files gauge\nepost_open_files {}",
             t.open_files.load(Ordering::Relaxed)
         );
+        let unreadable = t
+            .unreadable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        let _ = writeln!(
+            o,
+            "# HELP epost_files_waiting_for_handle Files with data to read waiting for a handle (max_open_files in use).\n# TYPE epost_files_waiting_for_handle gauge\nepost_files_waiting_for_handle {}\n\
+             # HELP epost_file_handle_wait_seconds How long the file waiting longest for a handle has waited.\n# TYPE epost_file_handle_wait_seconds gauge\nepost_file_handle_wait_seconds {}\n\
+             # HELP epost_files_unreadable Log files that cannot be opened or read.\n# TYPE epost_files_unreadable gauge\nepost_files_unreadable {unreadable}",
+            t.files_waiting.load(Ordering::Relaxed),
+            t.longest_wait_secs.load(Ordering::Relaxed),
+        );
         let sinks = self.tracker.sink_states();
         let mut lines = [
             (
@@ -213,13 +226,24 @@ impl Metrics {
                 bad.push(name.clone());
             }
         }
-        if bad.is_empty() {
+        let mut why = Vec::new();
+        if !bad.is_empty() {
+            why.push(format!(
+                "no acknowledgement recently from: {}",
+                bad.join(", ")
+            ));
+        }
+        // files that cannot get a handle are not read at all: as bad as a stuck sink
+        let wait = self.tail.longest_wait_secs.load(Ordering::Relaxed);
+        if wait > self.health_window.as_secs() {
+            why.push(format!(
+                "files have waited {wait} s for a file handle: raise max_open_files"
+            ));
+        }
+        if why.is_empty() {
             (true, "ok\n".into())
         } else {
-            (
-                false,
-                format!("no acknowledgement recently from: {}\n", bad.join(", ")),
-            )
+            (false, format!("{}\n", why.join("; ")))
         }
     }
 }
