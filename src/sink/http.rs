@@ -8,6 +8,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use super::SinkError;
 use crate::config::{Secret, TlsKeys};
+pub use crate::config::{display_url, redact_text};
 
 /// Authorization for a request: basic, bearer, or an Elasticsearch API key.
 pub fn auth_header(
@@ -100,7 +101,9 @@ pub fn retryable(status: reqwest::StatusCode) -> bool {
     status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error()
 }
 
-/// A short description of a transport error, with its causes.
+/// A short description of a transport error, with its causes. reqwest puts the request URL
+/// in its message; ours carry no credentials (the config moves `user:password@` into basic
+/// auth), and any that slipped through are masked here all the same.
 pub fn describe(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -109,5 +112,5 @@ pub fn describe(e: &reqwest::Error) -> String {
         s.push_str(&c.to_string());
         src = c.source();
     }
-    s
+    redact_text(&s)
 }
