@@ -122,6 +122,9 @@ impl ConfigError {
         } else if msg.starts_with("missing field") {
             key = quoted.first().cloned().unwrap_or_default();
         }
+        if hint.is_none() {
+            hint = value_hint(&msg);
+        }
         if key.is_empty() {
             key = key_on_line(text, span.start).unwrap_or_else(|| "(document)".into());
         }
@@ -130,6 +133,25 @@ impl ConfigError {
             None => qualify(text, span.start, &key),
         };
         ConfigError::at(file, text, span, &key, msg, hint)
+    }
+}
+
+/// A hint for the value errors of `units` (and serde's own type errors).
+fn value_hint(msg: &str) -> Option<String> {
+    if msg.contains("duration") {
+        Some(
+            "a duration is a number and a unit: ms, s, m, h or d (e.g. \"500ms\", \"30s\", \"7d\")"
+                .into(),
+        )
+    } else if msg.contains("size") {
+        Some("a size is a number and a unit: B, KiB, MiB or GiB (e.g. \"512KiB\", \"5MiB\")".into())
+    } else if msg.contains("is negative") {
+        Some("give a number of 0 or more".into())
+    } else if msg.starts_with("invalid type") {
+        msg.rsplit_once("expected ")
+            .map(|(_, want)| format!("give {want}"))
+    } else {
+        None
     }
 }
 

@@ -418,7 +418,11 @@ impl Validator<'_> {
             for (k, v) in net.headers {
                 let key = format!("{p}.headers.{k}");
                 if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                    return Err(self.err(&key, format!("`{k}` is not a valid header name"), None));
+                    return Err(self.err(
+                        &key,
+                        format!("`{k}` is not a valid header name"),
+                        Some("letters, digits and `-`, e.g. `X-Team`".into()),
+                    ));
                 }
                 if reqwest::header::HeaderValue::from_str(v.expose()).is_err() {
                     // the value may be a secret: not shown
@@ -433,7 +437,7 @@ impl Validator<'_> {
                 return Err(self.err(
                     &format!("{p}.tls"),
                     "tls.cert_file and tls.key_file go together".into(),
-                    None,
+                    Some("give both (mutual TLS) or neither".into()),
                 ));
             }
         }
@@ -461,6 +465,19 @@ impl Validator<'_> {
         } else {
             "https://elastic.example.jp:9200"
         };
+        if !raw.contains("://") {
+            // `127.0.0.1:4317` does not parse, `localhost:4317` parses with the scheme
+            // `localhost`: either way what is missing is the scheme
+            return Err(self.err_at(
+                key,
+                span_key,
+                format!("`{shown}` has no scheme"),
+                Some(format!(
+                    "write `http://{}` (or `https://` for TLS)",
+                    shown.trim()
+                )),
+            ));
+        }
         let mut u = reqwest::Url::parse(raw.trim()).map_err(|e| {
             self.err_at(
                 key,
@@ -478,14 +495,19 @@ impl Validator<'_> {
             ));
         }
         if u.host_str().is_none_or(str::is_empty) {
-            return Err(self.err_at(key, span_key, format!("`{shown}` has no host"), None));
+            return Err(self.err_at(
+                key,
+                span_key,
+                format!("`{shown}` has no host"),
+                Some("e.g. `https://elastic.example.jp:9200`".into()),
+            ));
         }
         if u.query().is_some() || u.fragment().is_some() {
             return Err(self.err_at(
                 key,
                 span_key,
                 format!("`{shown}`: a sink URL takes no `?query` or `#fragment`"),
-                None,
+                Some("write the URL as scheme://host:port/path".into()),
             ));
         }
         if grpc && !matches!(u.path(), "" | "/") {
@@ -509,7 +531,7 @@ impl Validator<'_> {
                     key,
                     span_key,
                     format!("`{shown}`: the user or password in the URL is not UTF-8"),
-                    None,
+                    Some("percent-encode the user and password in the URL, or use the `user` and `password` keys".into()),
                 ));
             };
             // cannot fail: the URL has a host (checked above)
@@ -668,7 +690,11 @@ impl Validator<'_> {
             ));
         }
         if c.job.is_empty() {
-            return Err(self.err(&format!("{p}.job"), "`job` must not be empty".into(), None));
+            return Err(self.err(
+                &format!("{p}.job"),
+                "`job` must not be empty".into(),
+                Some("leave `job` out for the default `epost`".into()),
+            ));
         }
         use crate::sink::loki::encode::{BUILTIN_LABELS, valid_label_name};
         for (k, v) in &c.labels {
@@ -679,7 +705,7 @@ impl Validator<'_> {
                     format!(
                         "`{k}` is set by the shipper (host and log from the record, job from `job`)"
                     ),
-                    None,
+                    Some("give another label name".into()),
                 ));
             }
             if !valid_label_name(k) {
@@ -690,7 +716,11 @@ impl Validator<'_> {
                 ));
             }
             if v.is_empty() {
-                return Err(self.err(&key, "empty value (Loki drops empty labels)".into(), None));
+                return Err(self.err(
+                    &key,
+                    "empty value (Loki drops empty labels)".into(),
+                    Some("give the label a value, or leave it out".into()),
+                ));
             }
         }
         if let Some(t) = &c.tenant
@@ -699,7 +729,7 @@ impl Validator<'_> {
             return Err(self.err(
                 &format!("{p}.tenant"),
                 format!("tenant `{t}` is not a valid header value"),
-                None,
+                Some("visible ASCII, without line breaks".into()),
             ));
         }
         self.bytes(
