@@ -232,10 +232,16 @@ pub struct Config {
 impl Config {
     /// Reads and validates `path`. Relative paths inside are relative to the file's folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            file: path.to_path_buf(),
-            error: e,
-        })?;
+        let text = read_limited(path, MAX_CONFIG_BYTES)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                })
+            })
+            .map_err(|e| ConfigError::Io {
+                file: path.to_path_buf(),
+                error: e,
+            })?;
         let config = Config::from_str(path, &text)?;
         for w in &config.warnings {
             tracing::warn!("{w}");
@@ -301,6 +307,17 @@ impl Config {
                         p.display()
                     ),
                     None,
+                ));
+            }
+            // the same folder twice would ship every record twice (under two paths)
+            if dirs.iter().any(|d: &PathBuf| {
+                validate::same_path(&validate::normalise(d), &validate::normalise(&p))
+            }) {
+                return Err(at(
+                    wd_span.clone(),
+                    "source.workdirs",
+                    format!("mail work folder `{}` is listed twice", p.display()),
+                    Some("list each folder once".into()),
                 ));
             }
             dirs.push(p);
@@ -529,6 +546,31 @@ fn clean(p: &Path) -> PathBuf {
         return PathBuf::from(".");
     }
     out.iter().collect()
+}
+
+/// A config file is a few KiB; `--config /dev/zero` must not eat the memory.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Reads a regular file of at most `max` bytes. Files named by a config (the config itself,
+/// `file:` secrets, certificates) are untrusted: a FIFO would block the read and a device
+/// such as `/dev/zero` would never end.
+pub fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {}", ByteSize(max)),
+        ));
+    }
+    Ok(out)
 }
 
 fn check_writable(dir: &Path) -> std::io::Result<()> {

@@ -245,7 +245,13 @@ impl Secret {
                 .map(Secret)
                 .map_err(|_| format!("environment variable `{name}` is not set"))
         } else if let Some(path) = raw.strip_prefix("file:") {
-            std::fs::read_to_string(path)
+            // a secret is a line; 64 KiB bounds what a wrong path (a log, a device) can cost
+            super::read_limited(std::path::Path::new(path), 64 << 10)
+                .and_then(|b| {
+                    String::from_utf8(b).map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                    })
+                })
                 .map(|s| Secret(s.trim().to_string()))
                 .map_err(|e| format!("cannot read secret file `{path}`: {e}"))
         } else {

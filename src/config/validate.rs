@@ -822,7 +822,7 @@ struct ParsedUrl {
 
 /// The path with its folder resolved through symlinks when it exists, so that `out/x` and
 /// `./out/../out/x` and a symlinked folder compare equal.
-fn normalise(p: &Path) -> PathBuf {
+pub(super) fn normalise(p: &Path) -> PathBuf {
     if let Ok(c) = std::fs::canonicalize(p) {
         return c;
     }
@@ -837,7 +837,7 @@ fn normalise(p: &Path) -> PathBuf {
     }
 }
 
-fn same_path(a: &Path, b: &Path) -> bool {
+pub(super) fn same_path(a: &Path, b: &Path) -> bool {
     if cfg!(windows) {
         // NTFS compares names case-insensitively
         a.to_string_lossy().to_lowercase() == b.to_string_lossy().to_lowercase()

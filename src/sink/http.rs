@@ -59,7 +59,7 @@ pub fn client(
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_keepalive(Duration::from_secs(30));
     if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| {
+        let pem = read_pem(ca).map_err(|e| {
             SinkError::Config(format!("cannot read tls.ca_file `{}`: {e}", ca.display()))
         })?;
         for cert in reqwest::Certificate::from_pem_bundle(&pem)
@@ -70,11 +70,11 @@ pub fn client(
     }
     match (&tls.cert_file, &tls.key_file) {
         (Some(c), Some(k)) => {
-            let mut pem = std::fs::read(c).map_err(|e| {
+            let mut pem = read_pem(c).map_err(|e| {
                 SinkError::Config(format!("cannot read tls.cert_file `{}`: {e}", c.display()))
             })?;
             pem.push(b'\n');
-            pem.extend(std::fs::read(k).map_err(|e| {
+            pem.extend(read_pem(k).map_err(|e| {
                 SinkError::Config(format!("cannot read tls.key_file `{}`: {e}", k.display()))
             })?);
             let id = reqwest::Identity::from_pem(&pem)
@@ -94,6 +94,11 @@ pub fn client(
     }
     b.build()
         .map_err(|e| SinkError::Config(format!("HTTP client: {e}")))
+}
+
+/// A PEM file named by the config: a CA bundle is at most a few hundred KiB.
+fn read_pem(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    crate::config::read_limited(path, 16 << 20)
 }
 
 /// Whether an HTTP status is worth retrying.
