@@ -103,7 +103,7 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
                 "sink {} ({}): OK, {}",
                 s.name,
                 s.config.type_name(),
-                p.server
+                redact_text(&p.server)
             ),
             Ok(Err(e)) => {
                 println!(

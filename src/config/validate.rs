@@ -271,9 +271,9 @@ impl Validator<'_> {
         self.duration(
             "pipeline.checkpoint_interval",
             p.checkpoint_interval.0,
-            10 * MS,
+            100 * MS,
             HOUR,
-            "the checkpoint is written this often",
+            "the checkpoint is written (and fsynced) this often",
         )?;
         self.duration(
             "pipeline.shutdown_timeout",
@@ -618,11 +618,19 @@ impl Validator<'_> {
                 Some("data streams are `logs-epost.<kind>-<namespace>`".into()),
             )
         })?;
-        if c.pipeline.as_deref().is_some_and(str::is_empty) {
+        // the name goes into the `_bulk?pipeline=` query: nothing that would end or extend it
+        if let Some(name) = &c.pipeline
+            && (name.is_empty()
+                || name.chars().any(|ch| {
+                    ch.is_whitespace()
+                        || ch.is_control()
+                        || matches!(ch, '&' | '?' | '#' | '/' | '%' | '=' | '+')
+                }))
+        {
             return Err(self.err(
                 &format!("{p}.pipeline"),
-                "empty ingest pipeline name".into(),
-                Some("leave `pipeline` out for none".into()),
+                format!("`{name}` is not an ingest pipeline name"),
+                Some("letters, digits, `-`, `_` and `.`; leave `pipeline` out for none".into()),
             ));
         }
         self.count(
