@@ -148,3 +148,30 @@ fn files_named_by_the_config_are_read_with_a_limit() {
     assert!(read_limited(&p, 1999).is_err());
     assert_eq!(read_limited(&p, 2000).unwrap().len(), 2000);
 }
+
+#[test]
+fn index_patterns_are_checked_and_never_panic_at_run_time() {
+    use crate::sink::elasticsearch::{BulkEncoder, format_index};
+    let es = |index: &str| {
+        format!(
+            "[source]\nworkdir = 'mail'\n[[sink]]\ntype = \"elasticsearch\"\nurl = \"http://h:9200\"\nmode = \"index\"\nindex = \"{index}\"\n"
+        )
+    };
+    for bad in [
+        "epost-%Q",
+        "epost-%",
+        "epost-%z",
+        "epost-%Y/%m",
+        "-epost-%Y",
+    ] {
+        let e = err(&es(bad));
+        assert_eq!((e.line, e.key.as_str()), (7, "sink[1].index"), "{bad}: {e}");
+    }
+    assert!(load(&es("epost-{kind}-%Y.%m.%d")).is_ok());
+    // chrono's `to_string` panics on these; the encoder falls back to the default pattern
+    assert_eq!(format_index("x-%Q", 0), None);
+    assert_eq!(format_index("x-%z", 0), None);
+    assert_eq!(format_index("X-%Y", 0).as_deref(), Some("x-1970"));
+    let enc = BulkEncoder::new(EsMode::Index, "default", "epost-{kind}-%Q");
+    assert_eq!(enc.index_for(Kind::Inlog, 0), "epost-inlog-1970.01.01");
+}
