@@ -306,7 +306,7 @@ impl Config {
                         "mail work folder `{}` does not exist or is not a folder",
                         p.display()
                     ),
-                    None,
+                    Some("give the folder E-Post writes its logs to (a share must be reachable by the shipper's account)".into()),
                 ));
             }
             // the same folder twice would ship every record twice (under two paths)
@@ -352,7 +352,12 @@ impl Config {
                 .get_ref()
                 .parse()
                 .map_err(|e: crate::decode::UnknownEncoding| {
-                    at(s.encoding.span(), "source.encoding", e.to_string(), None)
+                    at(
+                        s.encoding.span(),
+                        "source.encoding",
+                        e.to_string(),
+                        Some("one of: cp932, utf-8, auto".into()),
+                    )
                 })?
         };
         let zone = if s.timezone.get_ref().is_empty() {
@@ -362,7 +367,12 @@ impl Config {
                 .get_ref()
                 .parse()
                 .map_err(|e: crate::parse::time::UnknownZone| {
-                    at(s.timezone.span(), "source.timezone", e.to_string(), None)
+                    at(
+                        s.timezone.span(),
+                        "source.timezone",
+                        e.to_string(),
+                        Some("an IANA zone such as \"Asia/Tokyo\", or \"local\"".into()),
+                    )
                 })?
         };
         let (state_dir, sd_span) = match &s.state_dir {
@@ -377,7 +387,7 @@ impl Config {
                     "state folder `{}` is not writable: {e}",
                     state_dir.display()
                 ),
-                None,
+                Some("give a folder the shipper's account can write, or leave `state_dir` out for the default".into()),
             ));
         }
         let host = (!s.host.eq_ignore_ascii_case("auto") && !s.host.is_empty()).then_some(s.host);
@@ -393,7 +403,7 @@ impl Config {
             ));
         }
         let mut sinks: Vec<NamedSink> = Vec::new();
-        for (i, (span, mut cfg)) in raw_sinks.into_iter().enumerate() {
+        for (i, mut cfg) in raw_sinks.into_iter().enumerate() {
             let n = i + 1;
             // the default name is `<type>-<N>`, N counting `[[sink]]` tables from 1 as the
             // `sink[N]` of error messages does
@@ -401,11 +411,11 @@ impl Config {
                 .name()
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{}-{n}", cfg.type_name()));
-            v.sink_name(n, &span, &name, &sinks)?;
+            v.sink_name(n, &name, &sinks)?;
             if let SinkConfig::File(f) = &mut cfg {
                 f.path = resolve(&base, &f.path.to_string_lossy());
             }
-            v.sink(n, &span, &mut cfg)?;
+            v.sink(n, &mut cfg)?;
             sinks.push(NamedSink { name, config: cfg });
         }
         v.file_paths(&sinks, &state_dir)?;
@@ -443,12 +453,12 @@ impl Config {
 }
 
 /// The `[[sink]]` tables, each read on its own so that an error in one names its line and
-/// `sink[N].key`: (the table's span, the sink).
+/// `sink[N].key`.
 fn read_sinks(
     path: &Path,
     text: &str,
     tables: Option<Spanned<toml::de::DeValue<'_>>>,
-) -> Result<Vec<(std::ops::Range<usize>, SinkConfig)>, ConfigError> {
+) -> Result<Vec<SinkConfig>, ConfigError> {
     use toml::de::DeValue;
     let Some(tables) = tables else {
         return Ok(Vec::new());
@@ -495,7 +505,7 @@ fn read_sinks(
         let ty_span = ty.span();
         let ty_name = ty.get_ref().as_str().unwrap_or_default().to_string();
         match SinkConfig::from_table(&ty_name, table) {
-            Some(Ok(cfg)) => out.push((span, cfg)),
+            Some(Ok(cfg)) => out.push(cfg),
             Some(Err(e)) => return Err(ConfigError::from_toml(path, text, &e, Some(n))),
             None => {
                 return Err(ConfigError::at(

@@ -336,7 +336,6 @@ impl Validator<'_> {
     pub(super) fn sink_name(
         &self,
         n: usize,
-        _table: &Range<usize>,
         name: &str,
         earlier: &[NamedSink],
     ) -> Result<(), ConfigError> {
@@ -371,12 +370,7 @@ impl Validator<'_> {
         Ok(())
     }
 
-    pub(super) fn sink(
-        &self,
-        n: usize,
-        _table: &Range<usize>,
-        cfg: &mut SinkConfig,
-    ) -> Result<(), ConfigError> {
+    pub(super) fn sink(&self, n: usize, cfg: &mut SinkConfig) -> Result<(), ConfigError> {
         let p = format!("sink[{n}]");
         if let Some(net) = cfg.network() {
             let b = &net.batch;
@@ -558,7 +552,13 @@ impl Validator<'_> {
         };
         let same = user.as_deref() == Some(u.as_str())
             && password.as_ref().map(Secret::expose) == p.as_deref();
-        if others || (user.is_some() && !same) {
+        // a `password` key without `user` would be silently replaced by the URL's
+        let conflict = if user.is_some() {
+            !same
+        } else {
+            password.is_some()
+        };
+        if others || conflict {
             return Err(self.err(
                 key,
                 "credentials are given both in the URL (`user:password@`) and in `user`/`password`/`api_key`/`bearer_token`".into(),
