@@ -49,7 +49,8 @@ impl Dir {
 /// Runs the binary with a deadline: a config that is wrongly accepted would make `run`
 /// run forever.
 fn run_bin(args: &[&str], config: &Path) -> Output {
-    let child = Command::new(BIN)
+    use std::io::Read;
+    let mut child = Command::new(BIN)
         .args(args)
         .arg("--config")
         .arg(config)
@@ -59,25 +60,34 @@ fn run_bin(args: &[&str], config: &Path) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            b
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
     let start = Instant::now();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    loop {
-        if let Ok(out) = rx.try_recv() {
-            return out.unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
         }
         if start.elapsed() > Duration::from_secs(20) {
-            // SAFETY-free: kill by the pid of the child this test started
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let _ = child.kill();
+            let _ = child.wait();
             panic!(
                 "`{}` did not exit within 20 s: the config was taken",
                 args.join(" ")
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
     }
 }
 
@@ -361,6 +371,13 @@ fn cases() -> Vec<Case> {
             "",
             "[[sink]]\ntype = \"file\"\npath = 'out/a.ndjson'\n[[sink]]\ntype = \"file\"\npath = './out/../out/a.ndjson'",
             "./out/..",
+            "sink[2].path",
+        ),
+        case(
+            "file sink on a dead-letter file",
+            "",
+            "[[sink]]\ntype = \"stdout\"\nname = \"es\"\n[[sink]]\ntype = \"file\"\npath = 'state/dead-letter/es.ndjson'",
+            "dead-letter",
             "sink[2].path",
         ),
         case(
