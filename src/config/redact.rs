@@ -72,17 +72,18 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
-/// A config line shown under an error: the value of a key that looks like a credential
-/// (`password`, `api_key`, `bearer_token`, a misspelling of them, an `Authorization` header)
-/// is replaced, and URL passwords are masked.
+/// A config line shown under an error: when anything on it looks like a credential
+/// (`password`, `api_key`, `bearer_token`, a misspelling of them, an `Authorization` header in
+/// an inline table) everything after the first `=` is replaced; URL passwords are masked in
+/// any case. Masking a harmless line (`tls.key_file`) costs nothing.
 pub(super) fn redact_line(line: &str) -> String {
     if let Some((k, _)) = line.split_once('=') {
-        let key = k.to_ascii_lowercase();
+        let lower = line.to_ascii_lowercase();
         if ["pas", "secret", "token", "key", "auth", "pw"]
             .iter()
-            .any(|w| key.contains(w))
+            .any(|w| lower.contains(w))
         {
-            return format!("{}= \"***\"", k);
+            return format!("{k}= \"***\"");
         }
     }
     redact_text(line)
@@ -125,6 +126,10 @@ mod tests {
             "url = \"http://u:***@h:1\""
         );
         assert_eq!(redact_line("type = \"file\""), "type = \"file\"");
+        assert_eq!(
+            redact_line("headers = { \"X-A\" = \"1\", Authorization = \"Bearer t0k\" }"),
+            "headers = \"***\""
+        );
     }
 
     #[test]
