@@ -126,7 +126,9 @@ impl ConfigError {
             hint = value_hint(&msg);
         }
         if key.is_empty() {
-            key = key_on_line(text, span.start).unwrap_or_else(|| "(document)".into());
+            key = key_on_line(text, span.start)
+                .or_else(|| header_on_line(text, span.start))
+                .unwrap_or_else(|| "(document)".into());
         }
         key = match sink {
             Some(n) => qualify_sink(text, span.start, &key, n),
@@ -138,15 +140,20 @@ impl ConfigError {
 
 /// A hint for the value errors of `units` (and serde's own type errors).
 fn value_hint(msg: &str) -> Option<String> {
-    if msg.contains("duration") {
+    if msg.contains("duration") || msg.contains("(use ms, s, m, h or d)") {
         Some(
             "a duration is a number and a unit: ms, s, m, h or d (e.g. \"500ms\", \"30s\", \"7d\")"
                 .into(),
         )
-    } else if msg.contains("size") {
+    } else if msg.contains("not a size")
+        || msg.contains("too large a size")
+        || msg.contains("(use B, KiB")
+    {
         Some("a size is a number and a unit: B, KiB, MiB or GiB (e.g. \"512KiB\", \"5MiB\")".into())
-    } else if msg.contains("is negative") {
-        Some("give a number of 0 or more".into())
+    } else if msg.contains("is negative") || msg.contains("integer `-") {
+        Some("give a whole number of 0 or more".into())
+    } else if msg.contains("duplicate key") {
+        Some("a key, or a [table], may appear only once; merge the two".into())
     } else if msg.starts_with("invalid type") {
         msg.rsplit_once("expected ")
             .map(|(_, want)| format!("give {want}"))
@@ -216,6 +223,20 @@ fn key_on_line(text: &str, pos: usize) -> Option<String> {
     let (k, _) = line.split_once('=')?;
     let k = k.trim();
     (!k.is_empty() && !k.starts_with('[')).then(|| k.to_string())
+}
+
+/// The table named on the line at `pos` (`[source]` → `source`), for errors about a table.
+fn header_on_line(text: &str, pos: usize) -> Option<String> {
+    let pos = pos.min(text.len());
+    let start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?.trim();
+    line.starts_with('[')
+        .then(|| {
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string()
+        })
+        .filter(|t| !t.is_empty())
 }
 
 /// The text up to the end of the line at `pos`: a header on that line (an error about a

@@ -503,7 +503,16 @@ fn read_sinks(
             ));
         };
         let ty_span = ty.span();
-        let ty_name = ty.get_ref().as_str().unwrap_or_default().to_string();
+        let Some(ty_name) = ty.get_ref().as_str().map(str::to_string) else {
+            return Err(ConfigError::at(
+                path,
+                text,
+                ty_span,
+                &format!("sink[{n}].type"),
+                "`type` must be a string".into(),
+                Some(format!("one of: {}", SinkConfig::TYPES.join(", "))),
+            ));
+        };
         match SinkConfig::from_table(&ty_name, table) {
             Some(Ok(cfg)) => out.push(cfg),
             Some(Err(e)) => return Err(ConfigError::from_toml(path, text, &e, Some(n))),
