@@ -17,7 +17,7 @@ impl DeadLetter {
     /// `<state_dir>/dead-letter/<sink>.ndjson`, created on first use.
     pub fn new(state_dir: &Path, sink: &str) -> DeadLetter {
         DeadLetter {
-            path: state_dir.join("dead-letter").join(format!("{sink}.ndjson")),
+            path: state_dir.join("dead-letter").join(file_name(sink)),
             file: Mutex::new(None),
         }
     }
@@ -62,6 +62,18 @@ impl DeadLetter {
     }
 }
 
+/// `<sink>.ndjson`. The config accepts only names that are safe file names everywhere
+/// (`config::valid_sink_name`); any other name (a sink built without the config) is
+/// hex-encoded, so that it can neither leave the dead-letter folder nor name a device.
+fn file_name(sink: &str) -> String {
+    if crate::config::valid_sink_name(sink).is_ok() {
+        format!("{sink}.ndjson")
+    } else {
+        let hex: String = sink.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("sink-{hex}.ndjson")
+    }
+}
+
 fn trim_ascii(b: &[u8]) -> &[u8] {
     let s = b
         .iter()
@@ -76,6 +88,18 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unsafe_names_stay_in_the_folder() {
+        assert_eq!(super::file_name("es-1"), "es-1.ndjson");
+        for bad in ["../x", "a/b", "C:x", "CON", "nul.txt", "", ".hidden"] {
+            let f = super::file_name(bad);
+            assert!(
+                f.starts_with("sink-") && !f.contains(['/', '\\', ':']),
+                "{bad} → {f}"
+            );
+        }
+    }
+
     #[test]
     fn entries_are_json_with_reason() {
         let d = tempfile::tempdir().unwrap();

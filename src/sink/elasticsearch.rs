@@ -48,12 +48,12 @@ impl BulkEncoder {
         match self.mode {
             EsMode::DataStream => format!("logs-epost.{}-{}", kind.name(), self.namespace),
             EsMode::Index => {
-                let date = chrono::DateTime::from_timestamp(local_day * 86_400, 0)
-                    .unwrap_or_default()
-                    .naive_utc();
-                date.format(&self.index.replace("{kind}", kind.name()))
-                    .to_string()
-                    .to_lowercase()
+                let pattern = self.index.replace("{kind}", kind.name());
+                // The config refuses a pattern that cannot be formatted; should one get here
+                // all the same, the default pattern is used rather than panicking.
+                format_index(&pattern, local_day)
+                    .or_else(|| format_index(&format!("epost-{}-%Y.%m.%d", kind.name()), local_day))
+                    .unwrap_or_else(|| format!("epost-{}", kind.name()))
             }
         }
     }
@@ -87,6 +87,18 @@ impl BulkEncoder {
         rec.write_json_with_id(&id, out);
         out.push(b'\n');
     }
+}
+
+/// The index name of `pattern` (strftime fields, `{kind}` already replaced) on a local day
+/// (days since 1970-01-01), lower-cased as Elasticsearch wants it; `None` if chrono cannot
+/// format it (an invalid field, or `%z` on a date). `DelayedFormat::to_string` would panic
+/// there; writing it reports the error instead.
+pub fn format_index(pattern: &str, local_day: i64) -> Option<String> {
+    use std::fmt::Write as _;
+    let date = chrono::DateTime::from_timestamp(local_day.checked_mul(86_400)?, 0)?.naive_utc();
+    let mut out = String::new();
+    write!(out, "{}", date.format(pattern)).ok()?;
+    Some(out.to_lowercase())
 }
 
 pub struct ElasticsearchSink {

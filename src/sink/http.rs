@@ -8,6 +8,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use super::SinkError;
 use crate::config::{Secret, TlsKeys};
+pub use crate::config::{display_url, redact_text};
 
 /// Authorization for a request: basic, bearer, or an Elasticsearch API key.
 pub fn auth_header(
@@ -58,7 +59,7 @@ pub fn client(
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_keepalive(Duration::from_secs(30));
     if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| {
+        let pem = read_pem(ca).map_err(|e| {
             SinkError::Config(format!("cannot read tls.ca_file `{}`: {e}", ca.display()))
         })?;
         for cert in reqwest::Certificate::from_pem_bundle(&pem)
@@ -69,11 +70,11 @@ pub fn client(
     }
     match (&tls.cert_file, &tls.key_file) {
         (Some(c), Some(k)) => {
-            let mut pem = std::fs::read(c).map_err(|e| {
+            let mut pem = read_pem(c).map_err(|e| {
                 SinkError::Config(format!("cannot read tls.cert_file `{}`: {e}", c.display()))
             })?;
             pem.push(b'\n');
-            pem.extend(std::fs::read(k).map_err(|e| {
+            pem.extend(read_pem(k).map_err(|e| {
                 SinkError::Config(format!("cannot read tls.key_file `{}`: {e}", k.display()))
             })?);
             let id = reqwest::Identity::from_pem(&pem)
@@ -95,12 +96,19 @@ pub fn client(
         .map_err(|e| SinkError::Config(format!("HTTP client: {e}")))
 }
 
+/// A PEM file named by the config: a CA bundle is at most a few hundred KiB.
+fn read_pem(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    crate::config::read_limited(path, 16 << 20)
+}
+
 /// Whether an HTTP status is worth retrying.
 pub fn retryable(status: reqwest::StatusCode) -> bool {
     status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error()
 }
 
-/// A short description of a transport error, with its causes.
+/// A short description of a transport error, with its causes. reqwest puts the request URL
+/// in its message; ours carry no credentials (the config moves `user:password@` into basic
+/// auth), and any that slipped through are masked here all the same.
 pub fn describe(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -109,5 +117,5 @@ pub fn describe(e: &reqwest::Error) -> String {
         s.push_str(&c.to_string());
         src = c.source();
     }
-    s
+    redact_text(&s)
 }

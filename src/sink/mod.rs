@@ -183,7 +183,7 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     while let Err(e) = sink.start().await {
         let d = backoff.next_delay();
-        tracing::warn!(sink = %sink.name, error = %e, retry_in = ?d, "sink setup failed; will retry");
+        tracing::warn!(sink = %sink.name, error = %http::redact_text(&e.to_string()), retry_in = ?d, "sink setup failed; will retry");
         tokio::time::sleep(d).await;
     }
     let slots = Arc::new(Semaphore::new(policy.max_in_flight));
@@ -244,7 +244,7 @@ pub async fn run(
                             .retries
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let d = backoff.next_delay();
-                        tracing::warn!(sink = %sink.name, error = %e, attempt = backoff.attempts(), retry_in = ?d, "delivery failed; will retry");
+                        tracing::warn!(sink = %sink.name, error = %http::redact_text(&e.to_string()), attempt = backoff.attempts(), retry_in = ?d, "delivery failed; will retry");
                         tokio::time::sleep(d).await;
                     }
                 }
