@@ -147,6 +147,12 @@ mod windows {
             .with_context(|| format!("cannot open the service log `{}`", log_path.display()))
             .map_err(Failure::runtime)?;
         init_file_logging(file, log_level, log_format)?;
+        // loaded before the log existed: its warnings (credentials over http://) go there now
+        if let Ok(c) = &loaded {
+            for w in &c.warnings {
+                tracing::warn!("{w}");
+            }
+        }
         super::install_panic_hook();
 
         let stop_wait = match &loaded {

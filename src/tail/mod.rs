@@ -82,7 +82,6 @@ pub struct Counters {
     pub per_kind: [std::sync::atomic::AtomicU64; 13],
 }
 
-const MAX_LINE: usize = 1 << 20;
 
 /// Written to in the last ten minutes: worth a stat on every scan (late writes to
 /// yesterday's file); older files are checked every 30th scan.
@@ -980,7 +979,8 @@ impl Tailer {
 
     fn read_segment(&mut self, path: &Path) {
         let max_bytes = self.pipeline.segment_max_bytes.0 as usize;
-        let max_records = self.pipeline.segment_max_records as u32;
+        let max_records = u32::try_from(self.pipeline.segment_max_records).unwrap_or(u32::MAX);
+        let max_line = usize::try_from(self.pipeline.max_record_bytes.0).unwrap_or(usize::MAX);
         let outputs = &self.outputs;
         let t = self.files.get_mut(path).expect("present");
         let Some(h) = t.handle.as_mut() else { return };
@@ -1009,9 +1009,9 @@ impl Tailer {
         let mut consumed = 0usize;
         let mut lines = 0u64;
         for line in Lines::with_base(&buf, base) {
-            // A "line" longer than this is not a log line (binary junk, a file of NULs):
-            // cut it rather than buffer without bound.
-            if !line.complete && line.bytes.len() < MAX_LINE {
+            // A "line" longer than `max_record_bytes` is not a log line (binary junk, a file
+            // of NULs): cut it rather than buffer without bound.
+            if !line.complete && line.bytes.len() < max_line {
                 break;
             }
             let start = line.end - line.bytes.len() as u64 - u64::from(line.complete);
