@@ -553,29 +553,31 @@ impl Tailer {
             .map(|(p, _)| p.clone())
             .collect();
         let mut worked = false;
-        for p in paths {
+        for p in &paths {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            match self.files.get(&p).map(|t| t.log.kind) {
-                Some(Kind::Viruslog) => worked |= self.step_quarantine(&p),
-                Some(_) => worked |= self.step_file(&p),
+            match self.files.get(p).map(|t| t.log.kind) {
+                Some(Kind::Viruslog) => worked |= self.step_quarantine(p),
+                Some(_) => worked |= self.step_file(p),
                 None => {}
             }
         }
         self.counters
             .open_files
             .store(self.open as u64, Ordering::Relaxed);
-        self.count_waiting();
+        self.count_waiting(&paths);
         worked
     }
 
     /// The metrics of files waiting for a handle and of files that cannot be read, and a
     /// summary warning about both every ten minutes while there are any.
-    fn count_waiting(&mut self) {
+    /// `active`: the files this step looked at (a file waiting for a handle has something
+    /// to read, so it is one of them; the thousands of finished files are not walked again).
+    fn count_waiting(&mut self, active: &[PathBuf]) {
         let mut waiting = 0u64;
         let mut longest = Duration::ZERO;
-        for t in self.files.values() {
+        for t in active.iter().filter_map(|p| self.files.get(p)) {
             if let Some(since) = t.waiting_since {
                 waiting += 1;
                 longest = longest.max(since.elapsed());
