@@ -55,7 +55,9 @@ impl Setup {
         let mut c = Command::new(BIN);
         c.args([sub, "--config"])
             .arg(self.root.path().join("c.toml"))
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            // not inherited: a child left behind by a failed test would hold the runner's pipe
+            .stdout(Stdio::null());
         c
     }
 
@@ -93,7 +95,7 @@ impl Setup {
 }
 
 /// Runs a command that must end by itself, within a generous deadline.
-fn finish(mut cmd: Command) -> Output {
+fn finish(cmd: &mut Command) -> Output {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -203,10 +205,10 @@ fn an_unreadable_file_is_warned_once_and_backfill_ends_non_zero_naming_it() {
     write_lines(&s.file("inlog", "MX1", "171130.log"), &good);
     let locked = s.file("inlog", "MX1", "171201.log");
     write_lines(&locked, &[inlog(100)]);
-    let cmd = unprivileged(s.cmd("backfill"), &s);
+    let mut cmd = unprivileged(s.cmd("backfill"), &s);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let out = finish(cmd);
+    let out = finish(&mut cmd);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("171201.log"), "the file is named: {err}");
@@ -267,7 +269,7 @@ fn backfill_ships_the_unterminated_last_line_of_an_abandoned_file() {
     .unwrap();
     // nobody has written to it for an hour (partial_line_timeout is 30 s)
     set_mtime(&file, SystemTime::now() - Duration::from_secs(3600));
-    let out = finish(s.cmd("backfill"));
+    let out = finish(&mut s.cmd("backfill"));
     assert!(
         out.status.success(),
         "{}",
@@ -275,7 +277,7 @@ fn backfill_ships_the_unterminated_last_line_of_an_abandoned_file() {
     );
     assert_eq!(s.messages(), lines);
     // and the checkpoint covers the whole file: nothing left behind for status/retention
-    let status = s.cmd("status").arg("--json").output().unwrap();
+    let status = finish(s.cmd("status").arg("--json"));
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("171130.log"), "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -51,7 +51,10 @@ pub fn run(a: BackfillArgs) -> Result<(), Failure> {
     };
     let result = pipeline::run(&config, plan, stop, counters.clone());
     done.store(true, Ordering::Relaxed);
-    let _ = reporter.join();
+    if reporter.join().is_err() {
+        // only the progress display died; what was shipped is what the pipeline says
+        tracing::error!("the progress reporter panicked");
+    }
     let summary = result.map_err(Failure::runtime)?;
     let lines = counters.lines.load(Ordering::Relaxed);
     let bytes = counters.bytes.load(Ordering::Relaxed);
