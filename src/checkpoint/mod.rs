@@ -119,10 +119,9 @@ impl Store {
         }
         let cur = self.path();
         if cur.exists() {
-            std::fs::rename(&cur, self.prev_path())?;
+            crate::platform::rename_durable(&cur, &self.prev_path())?;
         }
-        std::fs::rename(&tmp, &cur)?;
-        crate::platform::sync_dir(&self.dir)
+        crate::platform::rename_durable(&tmp, &cur)
     }
 }
 

@@ -153,7 +153,7 @@ mod windows {
                 tracing::warn!("{w}");
             }
         }
-        super::install_panic_hook();
+        crate::cli::install_panic_hook();
 
         let stop_wait = match &loaded {
             Ok(c) => c.pipeline.shutdown_timeout.0 + Duration::from_secs(15),
