@@ -42,17 +42,19 @@ impl Exchange {
             return Cow::Borrowed(MASK);
         }
         let mut words = WordIter::new(text);
-        let Some((_, first)) = words.next() else {
+        let Some((first_at, first)) = words.next() else {
             return Cow::Borrowed(text);
         };
-        // IMAP lines start with a tag; the command is the second word.
-        let (verb, rest_start) = if is_imap_tag(first)
+        // IMAP lines start with a tag; the command is the second word. Offsets are taken from
+        // where each word really starts: the line may begin with spaces, and the first word
+        // may be followed by a multi-byte character, so `first.len()` is not a position.
+        let (verb, rest_start, tagged) = if is_imap_tag(first)
             && let Some((pos, second)) = words.next()
             && is_imap_secret_verb(second)
         {
-            (second, pos + second.len())
+            (second, pos + second.len(), true)
         } else {
-            (first, first.len())
+            (first, first_at + first.len(), false)
         };
         let rest = &text[rest_start..];
         if verb.eq_ignore_ascii_case("AUTH") || verb.eq_ignore_ascii_case("AUTHENTICATE") {
@@ -61,7 +63,7 @@ impl Exchange {
             mask_after_words(text, rest_start, 0)
         } else if verb.eq_ignore_ascii_case("APOP") {
             mask_after_words(text, rest_start, 1)
-        } else if verb.eq_ignore_ascii_case("LOGIN") && rest_start != first.len() {
+        } else if verb.eq_ignore_ascii_case("LOGIN") && tagged {
             mask_imap_login(text, rest_start)
         } else {
             Cow::Borrowed(text)
@@ -279,6 +281,20 @@ mod tests {
             "0003 AUTHENTICATE PLAIN [REDACTED]"
         );
         assert_eq!(client(&mut x, "0004 SELECT INBOX"), "0004 SELECT INBOX");
+    }
+
+    /// A space before the first word and a CP932 character after it: the old code sliced at
+    /// `first.len()` counted from the start of the line, inside the multi-byte character.
+    #[test]
+    fn leading_space_before_multibyte_word_does_not_panic() {
+        let mut x = Exchange::default();
+        assert_eq!(client(&mut x, " a\u{7a93}"), " a\u{7a93}");
+        assert_eq!(
+            client(&mut x, "  PASS \u{7a93}\u{53e3}"),
+            "  PASS [REDACTED]"
+        );
+        assert_eq!(client(&mut x, " \u{7a93}x"), " \u{7a93}x");
+        assert_eq!(client(&mut x, " AUTH PLAIN dG9r"), " AUTH PLAIN [REDACTED]");
     }
 
     #[test]
