@@ -14,9 +14,10 @@ use crate::record::Outcome;
 /// following space.
 pub fn clock_prefix(s: &str) -> Option<((u32, u32, u32, u32), usize)> {
     let inner = s.strip_prefix('[')?;
-    let head = inner.get(..inner.len().min(13))?;
-    let close = head.find(']')?;
-    let t = parse_clock(&inner[..close])?;
+    // Look for `]` among the first 13 bytes only; searching bytes (not a `&str` cut at 13)
+    // keeps a multi-byte character there from hiding the prefix.
+    let close = inner.bytes().take(13).position(|b| b == b']')?;
+    let t = parse_clock(inner.get(..close)?)?;
     let mut len = close + 2;
     if s.as_bytes().get(len) == Some(&b' ') {
         len += 1;
@@ -127,6 +128,11 @@ mod tests {
         );
         assert_eq!(clock_prefix("[08:22:11] x"), Some(((8, 22, 11, 0), 11)));
         assert_eq!(clock_prefix("[B0000097013] x"), None);
+        // a multi-byte character straddling byte 13 used to hide the prefix
+        assert_eq!(
+            clock_prefix("[08:22:11]\u{7a93}\u{53e3}"),
+            Some(((8, 22, 11, 0), 10))
+        );
     }
 
     #[test]
