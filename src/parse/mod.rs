@@ -7,6 +7,8 @@
 pub mod kinds;
 pub mod quarantine;
 pub mod redact;
+#[cfg(test)]
+mod redaction_e2e;
 pub mod time;
 
 use std::borrow::Cow;
@@ -204,6 +206,9 @@ impl FileParser {
         };
         let message = match redacted.or_else(|| parsed.as_mut().and_then(|p| p.redacted.take())) {
             Some(r) => Cow::Owned(r),
+            // Text that did not parse keeps its raw words: mask whatever looks like a
+            // credential in it, since no shape says where one would be.
+            None if parse_error.is_some() && self.options.redact => redact::scrub_unparsed(text),
             None => Cow::Borrowed(text),
         };
         let own_time = match (&parsed, clock) {

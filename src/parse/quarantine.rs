@@ -58,6 +58,11 @@ pub fn record(
         None => {}
     }
     fields.subject = subject_text.map(Cow::Owned);
+    // An envelope that did not parse is text of unknown shape, like any unparsed line.
+    let message = match parse_error {
+        Some(_) if options.redact => super::redact::scrub_unparsed(&message).into_owned(),
+        _ => message,
+    };
     fields.file_sha256 = sha.map(Cow::Owned);
     let rec = Record {
         source,
