@@ -20,12 +20,21 @@ use kinds::Shape;
 use kinds::trace::{self, Sessions};
 use time::{Clock, Date, LocalTime, Timestamp, Zone, date_from_file_name};
 
+/// Default of [`ParseOptions::max_record_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_048_576;
+
 /// How lines are read: the same for every file of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
     pub encoding: Encoding,
     pub zone: Zone,
     pub redact: bool,
+    /// A multi-line record is cut when adding a line would make its text longer than this
+    /// (bytes of decoded UTF-8): it is emitted with `epost.truncated`, and the lines that
+    /// follow start a record of their own. One physical line is never cut here (the tailer
+    /// bounds line length), so a record can exceed this only by being one such line.
+    /// Also the cap on how much of a viruslog `.RCP` file is read.
+    pub max_record_bytes: usize,
 }
 
 impl Default for ParseOptions {
@@ -34,6 +43,7 @@ impl Default for ParseOptions {
             encoding: Encoding::Cp932,
             zone: Zone::default(),
             redact: true,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -44,7 +54,13 @@ struct Pending {
     offset: u64,
     text: String,
     decode_error: bool,
+    /// The record began where a longer one was cut at `max_record_bytes`: its text is the
+    /// middle of another record, not a record start.
+    continued: bool,
 }
+
+/// Why a record that is the rest of a cut one has no fields.
+const CUT_CONTINUATION: &str = "continuation of a record cut at max_record_bytes";
 
 pub struct FileParser {
     source: Source,
@@ -109,17 +125,30 @@ impl FileParser {
                 offset,
                 text: d.text.into_owned(),
                 decode_error: d.replaced,
+                continued: false,
             });
-        } else if let Some(p) = &mut self.pending {
+        } else if let Some(p) = &mut self.pending
+            && p.text.len().saturating_add(1 + d.text.len()) <= self.options.max_record_bytes
+        {
             p.text.push('\n');
             p.text.push_str(&d.text);
             p.decode_error |= d.replaced;
         } else {
-            // A continuation with nothing before it to continue (say, the file was cut).
+            // Either the record before is full (it is emitted as truncated and this line
+            // begins the rest), or a continuation with nothing before it to continue (say,
+            // the file was cut).
+            let continued = match self.pending.take() {
+                Some(full) => {
+                    self.emit_multi(full, true, emit);
+                    true
+                }
+                None => false,
+            };
             self.pending = Some(Pending {
                 offset,
                 text: d.text.into_owned(),
                 decode_error: d.replaced,
+                continued,
             });
         }
     }
@@ -127,7 +156,7 @@ impl FileParser {
     /// Emits the record still waiting for continuation lines (end of file, or idle).
     pub fn flush(&mut self, emit: &mut dyn FnMut(&Record<'_>)) {
         let Some(p) = self.pending.take() else { return };
-        self.emit_multi(p, emit);
+        self.emit_multi(p, false, emit);
     }
 
     fn starts_record(&mut self, text: &str) -> bool {
@@ -144,8 +173,10 @@ impl FileParser {
                 trace::record_start(text).is_some()
                     || text.starts_with(trace::REGISTRY_START)
                     || (self.pending.as_ref().is_some_and(|p| {
+                        // the last line only: scanning all of a long record per line would
+                        // be quadratic
                         p.text.starts_with(trace::REGISTRY_START)
-                            && p.text.lines().last().is_some_and(is_dash_rule)
+                            && p.text.rsplit('\n').next().is_some_and(is_dash_rule)
                     }))
             }
         }
@@ -177,9 +208,12 @@ impl FileParser {
         emit(&rec);
     }
 
-    fn emit_multi(&mut self, p: Pending, emit: &mut dyn FnMut(&Record<'_>)) {
+    fn emit_multi(&mut self, p: Pending, truncated: bool, emit: &mut dyn FnMut(&Record<'_>)) {
         let redact = self.options.redact;
-        let (shape, redacted, clock) = if self.source.kind == Kind::Senderlog {
+        let (shape, redacted, clock) = if p.continued {
+            // The middle of a cut record: no shape to parse, and its time is inferred.
+            (Err(CUT_CONTINUATION), None, None)
+        } else if self.source.kind == Kind::Senderlog {
             let clock = kinds::senderlog::clock_prefix(&p.text).map(|(c, _)| c);
             let (s, r) = kinds::senderlog::parse(&p.text, &mut self.sessions, redact);
             (s, r, clock)
@@ -187,7 +221,8 @@ impl FileParser {
             let (s, r) = trace::parse(self.source.kind, &p.text, &mut self.sessions, redact);
             (s, r, None)
         };
-        let rec = self.build(p.offset, &p.text, redacted, shape, p.decode_error, clock);
+        let mut rec = self.build(p.offset, &p.text, redacted, shape, p.decode_error, clock);
+        rec.truncated = truncated;
         emit(&rec);
     }
 
@@ -248,6 +283,7 @@ impl FileParser {
             outcome,
             parse_error,
             decode_error,
+            truncated: false,
             fields,
         }
     }
@@ -312,4 +348,93 @@ pub fn parse_bytes(
         offset = line.end;
     }
     p.flush(emit);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Out {
+        message: String,
+        truncated: bool,
+        time_inferred: bool,
+        parse_error: Option<String>,
+        json: String,
+    }
+
+    fn parse_all(kind: Kind, options: ParseOptions, bytes: &[u8]) -> Vec<Out> {
+        let source = Source::new("H", kind, "/m/receivelog/H/171130.log");
+        let mut out = Vec::new();
+        parse_bytes(source, options, bytes, &mut |r| {
+            out.push(Out {
+                message: r.message.to_string(),
+                truncated: r.truncated,
+                time_inferred: r.time_inferred,
+                parse_error: r.parse_error.as_deref().map(str::to_string),
+                json: r.to_json(),
+            })
+        });
+        out
+    }
+
+    /// A receivelog record that never ends (5 MiB of continuation lines) is cut into records
+    /// of at most `max_record_bytes`, all but the last flagged, and no byte of text is lost.
+    #[test]
+    fn never_ending_record_is_cut_at_max_record_bytes() {
+        let options = ParseOptions::default();
+        let max = options.max_record_bytes;
+        let mut lines = vec!["[30/Nov/2017:08:20:44], 0145a008, 250-first".to_string()];
+        let mut total = lines[0].len();
+        let mut i = 0u64;
+        while total < 5 * 1024 * 1024 {
+            let l = format!("250-{i:096}");
+            total += l.len() + 2;
+            lines.push(l);
+            i += 1;
+        }
+        let bytes = lines.join("\r\n") + "\r\n";
+        let recs = parse_all(Kind::Receivelog, options, bytes.as_bytes());
+
+        // every continuation line is 100 bytes; a record holds k of them with k-1 newlines
+        let line_len = lines[1].len();
+        assert_eq!(line_len, 100);
+        let per_record = (max + 1) / (line_len + 1);
+        let first_holds = 1 + (max - lines[0].len()) / (line_len + 1);
+        let rest = lines.len() - first_holds;
+        let expected = 1 + rest.div_ceil(per_record);
+        assert_eq!(recs.len(), expected);
+        assert!(recs.len() >= 5, "{} records", recs.len());
+        for (n, r) in recs.iter().enumerate() {
+            assert!(
+                r.message.len() <= max,
+                "record {n}: {} bytes",
+                r.message.len()
+            );
+            let last = n + 1 == recs.len();
+            assert_eq!(r.truncated, !last, "record {n}");
+            assert_eq!(r.json.contains(r#""truncated":true"#), !last, "record {n}");
+            if n > 0 {
+                assert!(r.time_inferred, "record {n}");
+                assert_eq!(r.parse_error.as_deref(), Some(CUT_CONTINUATION));
+            }
+        }
+        assert!(recs[0].parse_error.is_none());
+        let joined: Vec<&str> = recs.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(joined.join("\n"), lines.join("\n"));
+    }
+
+    /// After a cut, the next real record start begins a normal record again.
+    #[test]
+    fn record_after_a_cut_parses_normally() {
+        let options = ParseOptions {
+            max_record_bytes: 100,
+            ..ParseOptions::default()
+        };
+        let text = "[30/Nov/2017:08:20:44], 0145a008, 250-a\r\n250-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n250-cccccccccccccccccccccccccccccccccccccccccccccccccccc\r\n[30/Nov/2017:08:20:45], 0145a008, QUIT\r\n";
+        let recs = parse_all(Kind::Receivelog, options, text.as_bytes());
+        assert_eq!(recs.len(), 3);
+        assert!(recs[0].truncated && !recs[1].truncated && !recs[2].truncated);
+        assert_eq!(recs[2].message, "[30/Nov/2017:08:20:45], 0145a008, QUIT");
+        assert!(recs[2].parse_error.is_none() && !recs[2].time_inferred);
+    }
 }

@@ -74,6 +74,7 @@ pub fn record(
         outcome: Outcome::Failure,
         parse_error,
         decode_error: decoded.replaced,
+        truncated: false,
         fields,
     };
     emit(&rec);

@@ -145,6 +145,7 @@ impl Tailer {
             encoding: cfg.encoding,
             zone: cfg.zone,
             redact: cfg.redact,
+            ..ParseOptions::default()
         };
         Tailer {
             options,
