@@ -4,6 +4,9 @@
 //! time-only lines, the previous record's time, records that continue over several physical
 //! lines, and SASL exchanges that span lines. It knows nothing of where the bytes come from.
 
+/// The stable-Rust fuzzer behind `examples/fuzz.rs` (not part of the shipper's API).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod kinds;
 pub mod quarantine;
 pub mod redact;

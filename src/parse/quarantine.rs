@@ -134,7 +134,18 @@ pub fn record_summarized(
 ) {
     let decoded = decode(rcp, options.encoding);
     let text = decoded.text.replace("\r\n", "\n");
-    let message = text.trim_end().to_string();
+    let mut message = text.trim_end().to_string();
+    // Decoding can make the text longer than the bytes read (a CP932 character takes three
+    // bytes in UTF-8, an invalid byte becomes a three-byte U+FFFD): cut it again.
+    let mut rcp_truncated = rcp_truncated;
+    if message.len() > options.max_record_bytes {
+        let mut cut = options.max_record_bytes;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        rcp_truncated = true;
+    }
     let clock = Clock::new(options.zone);
     let mut fields = Fields::default();
     let mut parse_error = None;
