@@ -391,21 +391,47 @@ pub fn scrub_unparsed(text: &str) -> Cow<'_, str> {
     if !text.contains('\n') {
         return scrub_line(text);
     }
-    let mut changed = false;
-    let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
+    match map_lines(text, 0, |_, line| scrub_line(line)) {
+        Some(s) => Cow::Owned(s),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// `text` with each line from byte `start` on replaced by `f(index, line)`; `None` when no
+/// line changed. Nothing is copied until a line does change: most records have no secret.
+pub fn map_lines<'a>(
+    text: &'a str,
+    start: usize,
+    mut f: impl FnMut(usize, &'a str) -> Cow<'a, str>,
+) -> Option<String> {
+    let body = text.get(start..)?;
+    let mut out: Option<String> = None;
+    let mut pos = start;
+    for (i, line) in body.split('\n').enumerate() {
+        let r = f(i, line);
+        let same = match &r {
+            Cow::Borrowed(b) => {
+                (b.as_ptr() == line.as_ptr() && b.len() == line.len()) || *b == line
+            }
+            Cow::Owned(o) => o == line,
+        };
+        match &mut out {
+            Some(o) => {
+                o.push('\n');
+                o.push_str(&r);
+            }
+            None if !same => {
+                // everything before this line, the newline before it included
+                let mut o = String::with_capacity(text.len() + 16);
+                o.push_str(text.get(..pos)?);
+                o.push_str(&r);
+                out = Some(o);
+            }
+            None => {}
         }
-        let r = scrub_line(line);
-        changed |= matches!(r, Cow::Owned(_)) || r.as_ref() != line;
-        out.push_str(&r);
+        pos += line.len() + 1;
     }
-    if changed {
-        Cow::Owned(out)
-    } else {
-        Cow::Borrowed(text)
-    }
+    out
 }
 
 fn scrub_line(line: &str) -> Cow<'_, str> {

@@ -158,13 +158,8 @@ enum Role {
 /// credential verbs anywhere); after a reply, more of the reply (an error may echo a secret);
 /// any line that starts like a record (`[`) but was not taken for one is of unknown shape.
 fn continuation_lines(text: &str, role: Role) -> Option<String> {
-    let mut changed = false;
-    let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let r = if i == 0 {
+    redact::map_lines(text, 0, |i, line| {
+        if i == 0 {
             Cow::Borrowed(line)
         } else if role == Role::Command || line.starts_with('[') {
             redact::scrub_unparsed(line)
@@ -172,11 +167,8 @@ fn continuation_lines(text: &str, role: Role) -> Option<String> {
             redact::scrub_echo(line)
         } else {
             Cow::Borrowed(line)
-        };
-        changed |= matches!(r, Cow::Owned(_)) || r.as_ref() != line;
-        out.push_str(&r);
-    }
-    changed.then_some(out)
+        }
+    })
 }
 
 #[cfg(test)]

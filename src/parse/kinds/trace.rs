@@ -245,13 +245,7 @@ pub fn parse<'a>(
         exchange.server_line(body);
     }
     if redact {
-        let mut changed = false;
-        let mut out = String::with_capacity(text.len() + 16);
-        out.push_str(text.get(..at).unwrap_or(""));
-        for (i, line) in text.get(at..).unwrap_or("").split('\n').enumerate() {
-            if i > 0 {
-                out.push('\n');
-            }
+        redacted = redact::map_lines(text, at, |i, line| {
             let in_data = exchange.in_data();
             let r = match dir {
                 Direction::Client if i == 0 && lone_token => Cow::Borrowed(redact::MASK),
@@ -267,17 +261,12 @@ pub fn parse<'a>(
                 Direction::Client => !in_data,
                 _ => looks_like_broken_start(line),
             };
-            let r = if i > 0 && unknown && r.as_ref() == line {
+            if i > 0 && unknown && r.as_ref() == line {
                 redact::scrub_unparsed(line)
             } else {
                 r
-            };
-            changed |= matches!(r, Cow::Owned(_)) || r.as_ref() != line;
-            out.push_str(&r);
-        }
-        if changed {
-            redacted = Some(out);
-        }
+            }
+        });
     } else if dir == Direction::Client {
         for line in text.get(at..).unwrap_or("").split('\n') {
             let _ = exchange.client_line(line);
