@@ -363,11 +363,12 @@ fn is_one_step(mech: &str) -> bool {
 /// `NOOP`, `DONE`, ...). `*` (cancel) and `=` (empty response) carry nothing.
 pub fn looks_like_secret_token(line: &str) -> bool {
     let t = line.trim_matches([' ', '\t', '\r']);
-    if t.len() < 4 || crate::parse::kinds::trace::is_known_word(t) {
+    if t.len() < 4 {
         return false;
     }
     let body = t.trim_end_matches('=');
     let pad = t.len() - body.len();
+    // the alphabet first: it rejects most text at its first space
     if pad > 2
         || body.is_empty()
         || !body
@@ -376,11 +377,12 @@ pub fn looks_like_secret_token(line: &str) -> bool {
     {
         return false;
     }
-    if pad > 0 {
+    let base64_length = if pad > 0 {
         t.len() % 4 == 0
     } else {
         body.len() % 4 != 1
-    }
+    };
+    base64_length && !crate::parse::kinds::trace::is_known_word(t)
 }
 
 /// Text whose shape is unknown (a line that did not parse, a continuation with nothing to
