@@ -32,6 +32,7 @@ impl Timestamp {
             if !(0..=9999).contains(&y) {
                 return self.write_full(out);
             }
+            // 0..=9999, checked just above
             put_digits(&mut date[0..4], y as u32);
             date[4] = b'-';
             put_digits(&mut date[5..7], m);
@@ -39,6 +40,7 @@ impl Timestamp {
             put_digits(&mut date[8..10], d);
             DAY.set((day, date));
         }
+        // rem_euclid: 0..86_400_000, fits a u32
         let ms_of_day = local_ms.rem_euclid(86_400_000) as u32;
         let secs = ms_of_day / 1000;
         let mut b = *b"0000-00-00T00:00:00.000+00:00";
@@ -141,6 +143,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let y = yoe + era * 400;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    // day 1..=31 and month 1..=12 by construction of the algorithm
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
