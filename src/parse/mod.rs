@@ -426,6 +426,43 @@ mod tests {
         assert_eq!(joined.join("\n"), lines.join("\n"));
     }
 
+    /// Issue 14: a client line that is a space and a CP932 character panicked in the
+    /// redaction ("byte index is not a char boundary"), in every protocol trace and in
+    /// senderlog's `SendMailMess:` lines.
+    #[test]
+    fn space_then_cp932_in_client_lines_parses_in_every_trace_kind() {
+        let t = b"[30/Nov/2017:08:20:44], 0145a008, ";
+        let cases: [(Kind, Vec<u8>); 4] = [
+            (
+                Kind::Receivelog,
+                [&t[..], b"MAIL FROM:<a@b>\r\n \x82\xa0x\r\n"].concat(),
+            ),
+            (
+                Kind::Receivepop3,
+                [&t[..], b"USER bob\r\n \x93\xfa\r\n"].concat(),
+            ),
+            (
+                Kind::Receiveimap4,
+                [&t[..], b"a1 SELECT x\r\n  \x91\x8b\x8c\xfb\r\n"].concat(),
+            ),
+            (
+                Kind::Senderlog,
+                b"[08:22:12:001] [B0000097587] SendMailMess: \x82\xa0\r\n".to_vec(),
+            ),
+        ];
+        for (kind, bytes) in cases {
+            let recs = parse_all(kind, ParseOptions::default(), &bytes);
+            assert_eq!(recs.len(), 1, "{kind:?}");
+            assert!(
+                recs[0].message.contains('\u{3042}')
+                    || recs[0].message.contains('\u{65e5}')
+                    || recs[0].message.contains('\u{7a93}'),
+                "{kind:?}: {}",
+                recs[0].message
+            );
+        }
+    }
+
     /// After a cut, the next real record start begins a normal record again.
     #[test]
     fn record_after_a_cut_parses_normally() {
