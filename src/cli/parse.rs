@@ -49,6 +49,7 @@ pub fn run(a: ParseArgs) -> Result<(), Failure> {
         encoding: a.encoding,
         zone: a.timezone,
         redact: !a.no_redact,
+        ..ParseOptions::default()
     };
     let inputs = plan(&a).map_err(Failure::usage)?;
     let stdout = io::stdout();

@@ -117,6 +117,9 @@ pub struct Record<'a> {
     pub parse_error: Option<Cow<'static, str>>,
     /// Bytes that were not valid in the file's encoding were replaced with U+FFFD.
     pub decode_error: bool,
+    /// The record was cut at `max_record_bytes` (`epost.truncated`): its text goes on in the
+    /// next record, or (viruslog) the `.RCP` file was longer.
+    pub truncated: bool,
     pub fields: Fields<'a>,
 }
 
@@ -226,6 +229,9 @@ impl<'a> Record<'a> {
         }
         if self.time_inferred {
             f(n!("epost", "time_inferred"), Value::Bool(true));
+        }
+        if self.truncated {
+            f(n!("epost", "truncated"), Value::Bool(true));
         }
         opt_str!(n!("epost", "queue", "suffix"), &x.queue_suffix);
         opt_str!(n!("epost", "session", "id"), &x.session_id);

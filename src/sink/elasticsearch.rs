@@ -625,6 +625,7 @@ mod tests {
             outcome: crate::record::Outcome::Success,
             parse_error: None,
             decode_error: false,
+            truncated: false,
             fields: Default::default(),
         }
     }

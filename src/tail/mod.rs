@@ -176,6 +176,7 @@ impl Tailer {
             encoding: cfg.encoding,
             zone: cfg.zone,
             redact: cfg.redact,
+            ..ParseOptions::default()
         };
         Tailer {
             options,
@@ -667,31 +668,46 @@ impl Tailer {
             return false;
         }
         let t = self.files.get_mut(path).expect("present");
-        let rcp = match std::fs::read(path) {
-            Ok(b) => b,
+        // The envelope is read up to max_record_bytes, the .MSG only streamed through a fixed
+        // buffer (size, hash, headers): neither is held whole in memory.
+        let (rcp, rcp_truncated) = match quarantine::read_rcp_file(
+            path,
+            self.options.max_record_bytes,
+        ) {
+            Ok(x) => x,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read quarantine file; will retry");
                 return false;
             }
         };
-        let mtime = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
+        let meta = std::fs::metadata(path).ok();
+        let mtime = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
             .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as i64);
-        let msg_bytes = msg.as_ref().and_then(|p| std::fs::read(p).ok());
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let rcp_len = u64::try_from(rcp.len()).unwrap_or(u64::MAX);
+        // past a cut envelope the position is the file's own size (the part read is shorter)
+        let rcp_size = match &meta {
+            Some(m) if rcp_truncated => m.len().max(rcp_len),
+            _ => rcp_len,
+        };
+        let msg_summary = msg
+            .as_ref()
+            .and_then(|p| quarantine::summarize_file(p, self.options.encoding).ok());
         let msg_path = msg.as_ref().map(|p| p.to_string_lossy().into_owned());
         let mut payloads: Vec<Payload> = self.outputs.iter().map(|_| Payload::default()).collect();
         let outputs = &self.outputs;
         let mut records = 0u32;
-        let m = match (&msg_path, &msg_bytes) {
-            (Some(p), Some(b)) => Some(quarantine::Message { path: p, bytes: b }),
+        let m = match (&msg_path, msg_summary) {
+            (Some(p), Some(s)) => Some((p.as_str(), s)),
             _ => None,
         };
-        quarantine::record(
+        quarantine::record_summarized(
             &t.source,
             &self.options,
             &rcp,
+            rcp_truncated,
             mtime,
             m,
             &mut |r: &Record<'_>| {
@@ -701,9 +717,13 @@ impl Tailer {
                 }
             },
         );
-        let fp = xxhash_rust::xxh3::xxh3_64(&rcp[..rcp.len().min(fingerprint::LEN as usize)]);
-        let fp_len = rcp.len().min(fingerprint::LEN as usize) as u32;
-        let end = (rcp.len() as u64).max(1);
+        let fp_bytes = rcp
+            .get(..usize::try_from(fingerprint::LEN).map_or(rcp.len(), |l| l.min(rcp.len())))
+            .unwrap_or(&rcp);
+        let fp = xxhash_rust::xxh3::xxh3_64(fp_bytes);
+        // at most fingerprint::LEN, a u32
+        let fp_len = u32::try_from(fp_bytes.len()).unwrap_or(fingerprint::LEN);
+        let end = rcp_size.max(1);
         t.finished = true;
         t.pos = end;
         t.size = end;
@@ -714,7 +734,7 @@ impl Tailer {
             m.size = end;
         });
         self.counters.files_done.fetch_add(1, Ordering::Relaxed);
-        self.emit_segment(id, Kind::Viruslog, end, records, rcp.len() as u64, payloads);
+        self.emit_segment(id, Kind::Viruslog, end, records, rcp_len, payloads);
         true
     }
 
