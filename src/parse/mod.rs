@@ -196,6 +196,7 @@ impl FileParser {
                 "internal error: the parser failed on these bytes; their text is withheld because it was not redacted",
             )),
             decode_error: false,
+            truncated: false,
             fields: Fields::default(),
         };
         emit(&rec);

@@ -132,6 +132,12 @@ pub fn record_summarized(
     msg: Option<(&str, Summary)>,
     emit: &mut dyn FnMut(&Record<'_>),
 ) {
+    // the envelope's first line is the pair's generation, as a log file's is (event.id)
+    let first = rcp.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let source = &Source {
+        generation: crate::record::generation_of(first),
+        ..source.clone()
+    };
     let decoded = decode(rcp, options.encoding);
     let text = decoded.text.replace("\r\n", "\n");
     let mut message = text.trim_end().to_string();

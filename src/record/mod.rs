@@ -174,7 +174,10 @@ impl<'a> Record<'a> {
         f(n!("event", "outcome"), Value::Str(self.outcome.as_str()));
         f(n!("host", "name"), Value::Str(&self.source.host));
         f(n!("log", "file", "path"), Value::Str(&self.source.path));
-        f(n!("log", "offset"), Value::Int(self.offset as i64));
+        f(
+            n!("log", "offset"),
+            Value::Int(i64::try_from(self.offset).unwrap_or(i64::MAX)),
+        );
         self.visit_fields(f);
     }
 
@@ -218,7 +221,11 @@ impl<'a> Record<'a> {
         opt!(n!("tls", "established"), x.tls_established, Bool);
         opt_str!(n!("error", "message"), &x.error_message);
         opt_str!(n!("file", "path"), &x.file_path);
-        opt!(n!("file", "size"), x.file_size.map(|v| v as i64), Int);
+        opt!(
+            n!("file", "size"),
+            x.file_size.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            Int
+        );
         opt_str!(n!("file", "hash", "sha256"), &x.file_sha256);
         f(n!("epost", "log"), Value::Str(self.source.kind.name()));
         if let Some(e) = &self.parse_error {

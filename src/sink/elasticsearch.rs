@@ -559,6 +559,7 @@ pub fn template(patterns: &[String], data_stream: bool) -> serde_json::Value {
                 "parse_error": kw,
                 "decode_error": {"type": "boolean"},
                 "time_inferred": {"type": "boolean"},
+                "truncated": {"type": "boolean"},
                 "queue": {"properties": {"suffix": kw}},
                 "session": {"properties": {"id": kw, "status": kw}},
                 "auth": {"properties": {"method": kw, "result": kw}},

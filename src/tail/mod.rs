@@ -176,7 +176,7 @@ impl Tailer {
             encoding: cfg.encoding,
             zone: cfg.zone,
             redact: cfg.redact,
-            ..ParseOptions::default()
+            max_record_bytes: usize::try_from(pipeline.max_record_bytes.0).unwrap_or(usize::MAX),
         };
         Tailer {
             options,
@@ -696,27 +696,30 @@ impl Tailer {
             .as_ref()
             .and_then(|p| quarantine::summarize_file(p, self.options.encoding).ok());
         let msg_path = msg.as_ref().map(|p| p.to_string_lossy().into_owned());
-        let mut payloads: Vec<Payload> = self.outputs.iter().map(|_| Payload::default()).collect();
         let outputs = &self.outputs;
-        let mut records = 0u32;
         let m = match (&msg_path, msg_summary) {
             (Some(p), Some(s)) => Some((p.as_str(), s)),
             _ => None,
         };
-        quarantine::record_summarized(
-            &t.source,
-            &self.options,
-            &rcp,
-            rcp_truncated,
-            mtime,
-            m,
-            &mut |r: &Record<'_>| {
-                records += 1;
-                for (o, p) in outputs.iter().zip(payloads.iter_mut()) {
-                    o.encoding.encode(r, p);
-                }
-            },
-        );
+        let mut seg = SegmentBuf::new(outputs, 0);
+        seg.mark();
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            quarantine::record_summarized(
+                &t.source,
+                &self.options,
+                &rcp,
+                rcp_truncated,
+                mtime,
+                m,
+                &mut |r: &Record<'_>| seg.emit(r),
+            )
+        }));
+        if built.is_err() {
+            // contained as for lines: one parse_error record for the pair, and on we go
+            let mut parser = FileParser::new(t.source.clone(), self.options);
+            recovered(&mut parser, &mut seg, path, 0, rcp_len);
+        }
+        let (records, payloads) = seg.finish();
         let fp_bytes = rcp
             .get(..usize::try_from(fingerprint::LEN).map_or(rcp.len(), |l| l.min(rcp.len())))
             .unwrap_or(&rcp);
