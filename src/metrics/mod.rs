@@ -265,7 +265,11 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
             Ok((c, _)) => c,
             Err(e) => {
                 // out of descriptors and the like: retrying at once would spin a core
-                tracing::debug!(error = %e, "metrics: accept failed");
+                static LIMIT: crate::warn_limit::Limited =
+                    crate::warn_limit::Limited::new(Duration::from_secs(60));
+                if let Some(held) = LIMIT.check() {
+                    tracing::warn!(error = %e, repeated = held, "metrics: cannot accept a connection");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

@@ -629,6 +629,10 @@ impl Tailer {
 
     fn step_quarantine(&mut self, path: &Path) -> bool {
         let settle = self.cfg.viruslog_settle;
+        let t = self.files.get(path).expect("present");
+        if self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at) {
+            return false;
+        }
         let t = self.files.get_mut(path).expect("present");
         if t.finished || t.deleted {
             return false;
@@ -667,19 +671,18 @@ impl Tailer {
         if !self.wait_for_room() {
             return false;
         }
-        let t = self.files.get_mut(path).expect("present");
         // The envelope is read up to max_record_bytes, the .MSG only streamed through a fixed
         // buffer (size, hash, headers): neither is held whole in memory.
-        let (rcp, rcp_truncated) = match quarantine::read_rcp_file(
-            path,
-            self.options.max_record_bytes,
-        ) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read quarantine file; will retry");
-                return false;
-            }
-        };
+        let (rcp, rcp_truncated) =
+            match quarantine::read_rcp_file(path, self.options.max_record_bytes) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.failed(path, "read", &e);
+                    return false;
+                }
+            };
+        self.succeeded(path);
+        let t = self.files.get_mut(path).expect("present");
         let meta = std::fs::metadata(path).ok();
         let mtime = meta
             .as_ref()
