@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod discover;
+pub mod fault;
 pub mod kind;
 pub mod metrics;
 pub mod parse;

@@ -1,6 +1,12 @@
 //! The pipeline wired together: discover → tail → decode → parse → batch → sink → ack →
 //! checkpoint. The tailer runs on its own thread (file I/O and parsing); sinks run on a small
-//! tokio runtime; the checkpoint is written by a third thread from the ack tracker.
+//! tokio runtime; the checkpoint is written by a third thread from the ack tracker, retention
+//! by a fourth.
+//!
+//! Every thread and task is a supervised [`Component`]: while the pipeline runs, one that ends
+//! by itself (a panic, or an early return) stops the whole run, and [`run`] returns
+//! [`PipelineError::Died`] naming it, so that the process exits non-zero and a service
+//! manager restarts it. Nothing that died is ever reported as "stopped cleanly".
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -10,7 +16,7 @@ use notify::Watcher;
 use tokio::sync::mpsc;
 
 use crate::ack::Tracker;
-use crate::checkpoint::{Loaded, Store};
+use crate::checkpoint::{Loaded, Snapshot, Store};
 use crate::config::Config;
 use crate::metrics::{Metrics, SinkStats};
 use crate::sink::{self, Sink, SinkError};
@@ -22,8 +28,35 @@ pub enum PipelineError {
     Sink { name: String, error: SinkError },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot start the {component} thread: {error}")]
+    Spawn {
+        component: &'static str,
+        error: std::io::Error,
+    },
     #[error("cannot write the checkpoint in `{dir}`: {error}")]
     Checkpoint { dir: String, error: std::io::Error },
+    /// A component ended while the pipeline was running: the run is a failure.
+    #[error(
+        "the {component} {how}; the pipeline was stopped (what was acknowledged is checkpointed)"
+    )]
+    Died { component: String, how: Death },
+}
+
+/// How a component ended before its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    Panicked,
+    /// Returned while it should have kept running.
+    Returned,
+}
+
+impl std::fmt::Display for Death {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Death::Panicked => "panicked",
+            Death::Returned => "stopped unexpectedly",
+        })
+    }
 }
 
 /// How a run ended.
@@ -35,6 +68,52 @@ pub struct Summary {
     pub records: u64,
 }
 
+/// A supervised thread or task.
+enum Handle {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+struct Component {
+    name: String,
+    handle: Handle,
+}
+
+impl Component {
+    fn is_finished(&self) -> bool {
+        match &self.handle {
+            Handle::Thread(h) => h.is_finished(),
+            Handle::Task(h) => h.is_finished(),
+        }
+    }
+
+    /// Waits for the end; `Err` if it panicked.
+    fn join(self, runtime: &tokio::runtime::Runtime) -> Result<(), Death> {
+        match self.handle {
+            Handle::Thread(h) => h.join().map_err(|_| Death::Panicked),
+            Handle::Task(h) => match runtime.block_on(h) {
+                Ok(()) => Ok(()),
+                Err(e) if e.is_panic() => Err(Death::Panicked),
+                // cancelled by the runtime's shutdown: only after the deadline
+                Err(_) => Ok(()),
+            },
+        }
+    }
+}
+
+/// The first component to die, remembered for the final error.
+#[derive(Default)]
+struct Deaths(Option<(String, Death)>);
+
+impl Deaths {
+    fn record(&mut self, component: &str, how: Death) {
+        tracing::error!(component, %how, "a pipeline component ended while running");
+        if self.0.is_none() {
+            self.0 = Some((component.to_string(), how));
+        }
+    }
+}
+
 /// Runs until `stop` is set or a signal arrives (or, with `plan.exit_when_caught_up`, until
 /// everything is shipped). `counters` lets a caller watch progress.
 pub fn run(
@@ -44,6 +123,134 @@ pub fn run(
     counters: Arc<Counters>,
 ) -> Result<Summary, PipelineError> {
     let store = Store::new(&config.source.state_dir);
+    let snapshot = load_checkpoint(&store, config);
+    let sinks = open_sinks(config)?;
+    let names: Vec<String> = sinks.iter().map(|s| s.name.clone()).collect();
+    let tracker = Arc::new(Tracker::new(
+        &names,
+        config.pipeline.queue_segments,
+        &snapshot,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("epost-sink")
+        .enable_all()
+        .build()
+        .map_err(PipelineError::Runtime)?;
+
+    let mut outputs = Vec::new();
+    let mut sink_tasks = Vec::new();
+    let mut sink_stats = Vec::new();
+    for (idx, sink) in sinks.into_iter().enumerate() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        outputs.push(Output {
+            encoding: sink.encoding(),
+            tx,
+        });
+        let stats = Arc::new(SinkStats::default());
+        sink_stats.push((sink.name.clone(), stats.clone()));
+        sink_tasks.push(Component {
+            name: format!("sink `{}`", sink.name),
+            handle: Handle::Task(runtime.spawn(sink::run(sink, idx, rx, tracker.clone(), stats))),
+        });
+    }
+    let metrics = Arc::new(Metrics {
+        tail: counters.clone(),
+        sinks: sink_stats,
+        tracker: tracker.clone(),
+        checkpoint_written_ms: AtomicI64::new(0),
+        health_window: Duration::from_secs(300),
+    });
+    // Background components: they run until `bg_stop`; any of them ending earlier is a death.
+    let bg_stop = Arc::new(AtomicBool::new(false));
+    let mut background = Vec::new();
+    if let Some(c) = start_metrics(config, &runtime, &metrics) {
+        background.push(c);
+    }
+    background.push(start_checkpointer(config, &tracker, &metrics, &bg_stop)?);
+    if let Some(c) = start_retention(config, &tracker, &bg_stop)? {
+        background.push(c);
+    }
+
+    // Filesystem events wake the tailer at once; it polls anyway (network shares, missed
+    // events).
+    let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let _watcher = watch(config, wake_tx);
+    let reader_stop = Arc::new(AtomicBool::new(false));
+    let tailer = Tailer::new(
+        config.source.clone(),
+        config.pipeline.clone(),
+        plan,
+        tracker.clone(),
+        outputs,
+        &snapshot.files,
+        reader_stop.clone(),
+        wake_rx,
+        counters.clone(),
+    );
+    let reader = std::thread::Builder::new()
+        .name("epost-tail".into())
+        .spawn(move || tailer.run())
+        .map_err(|error| PipelineError::Spawn {
+            component: "tailer",
+            error,
+        })?;
+
+    let ended_early = supervise(&runtime, &stop, &reader, &sink_tasks, &background);
+    let mut deaths = Deaths::default();
+
+    // Shutdown, in pipeline order: the reader first (its end closes the sinks' channels),
+    // then the sinks finish what is queued, then the background components, then the last
+    // checkpoint from whatever was acknowledged.
+    reader_stop.store(true, Ordering::Relaxed);
+    let caught_up = match reader.join() {
+        Ok(c) => c,
+        Err(_) => {
+            deaths.record("tailer", Death::Panicked);
+            false
+        }
+    };
+    let timed_out = drain_sinks(config, &runtime, &tracker, sink_tasks, &mut deaths);
+    bg_stop.store(true, Ordering::Relaxed);
+    for c in background {
+        if let Handle::Thread(h) = &c.handle {
+            h.thread().unpark();
+        }
+        if let Handle::Task(h) = &c.handle {
+            // the metrics server runs until told otherwise
+            h.abort();
+        }
+        let name = c.name.clone();
+        if let Err(how) = c.join(&runtime) {
+            deaths.record(&name, how);
+        }
+    }
+    if let Some(name) = ended_early
+        && deaths.0.is_none()
+    {
+        // joined without a panic: it returned while it should have kept running
+        deaths.record(&name, Death::Returned);
+    }
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    if let Some(last) = tracker.snapshot(true) {
+        store
+            .save(&last)
+            .map_err(|error| PipelineError::Checkpoint {
+                dir: config.source.state_dir.display().to_string(),
+                error,
+            })?;
+    }
+    if let Some((component, how)) = deaths.0 {
+        return Err(PipelineError::Died { component, how });
+    }
+    Ok(Summary {
+        caught_up,
+        timed_out,
+        records: counters.records.load(Ordering::Relaxed),
+    })
+}
+
+fn load_checkpoint(store: &Store, config: &Config) -> Snapshot {
     let (snapshot, loaded) = store.load();
     match &loaded {
         Loaded::Fresh => {
@@ -57,204 +264,226 @@ pub fn run(
             tracing::error!(reason = %why, "both checkpoint generations unusable; starting as on a first start (start_at and ignore_older_than apply)")
         }
     }
-    let mut sinks = Vec::new();
-    for s in &config.sinks {
-        sinks.push(Sink::new(s, &config.source.state_dir).map_err(|error| {
-            PipelineError::Sink {
+    snapshot
+}
+
+fn open_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
+    config
+        .sinks
+        .iter()
+        .map(|s| {
+            Sink::new(s, &config.source.state_dir).map_err(|error| PipelineError::Sink {
                 name: s.name.clone(),
                 error,
-            }
-        })?);
-    }
-    let names: Vec<String> = sinks.iter().map(|s| s.name.clone()).collect();
-    let tracker = Arc::new(Tracker::new(
-        &names,
-        config.pipeline.queue_segments,
-        &snapshot,
-    ));
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("epost-sink")
-        .enable_all()
-        .build()
-        .map_err(PipelineError::Runtime)?;
-
-    let mut outputs = Vec::new();
-    let mut tasks = Vec::new();
-    let mut sink_stats = Vec::new();
-    for (idx, sink) in sinks.into_iter().enumerate() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        outputs.push(Output {
-            encoding: sink.encoding(),
-            tx,
-        });
-        let stats = Arc::new(SinkStats::default());
-        sink_stats.push((sink.name.clone(), stats.clone()));
-        tasks.push(runtime.spawn(sink::run(sink, idx, rx, tracker.clone(), stats)));
-    }
-    let metrics = Arc::new(Metrics {
-        tail: counters.clone(),
-        sinks: sink_stats,
-        tracker: tracker.clone(),
-        checkpoint_written_ms: AtomicI64::new(0),
-        health_window: Duration::from_secs(300),
-    });
-    if !config.metrics.listen.is_empty() {
-        runtime.spawn(crate::metrics::serve(
-            config.metrics.listen.clone(),
-            metrics.clone(),
-        ));
-    }
-
-    // Filesystem events wake the tailer at once; it polls anyway (network shares, missed
-    // events).
-    let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let _watcher = {
-        let tx = wake_tx.clone();
-        match notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-            let _ = tx.try_send(());
-        }) {
-            Ok(mut w) => {
-                for d in &config.source.workdirs {
-                    if let Err(e) = w.watch(d, notify::RecursiveMode::Recursive) {
-                        tracing::warn!(dir = %d.display(), error = %e, "cannot watch folder; polling only");
-                    }
-                }
-                Some(w)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no filesystem events; polling only");
-                None
-            }
-        }
-    };
-
-    let reader_stop = Arc::new(AtomicBool::new(false));
-    let tailer = Tailer::new(
-        config.source.clone(),
-        config.pipeline.clone(),
-        plan,
-        tracker.clone(),
-        outputs,
-        &snapshot.files,
-        reader_stop.clone(),
-        wake_rx,
-        counters.clone(),
-    );
-    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
-    let reader = std::thread::Builder::new()
-        .name("epost-tail".into())
-        .spawn(move || {
-            let caught_up = tailer.run();
-            let _ = done_tx.send(caught_up);
+            })
         })
-        .expect("spawn tailer thread");
+        .collect()
+}
 
-    // The checkpoint writer.
-    let cp_stop = Arc::new(AtomicBool::new(false));
-    let cp_thread = {
-        let tracker = tracker.clone();
-        let stop = cp_stop.clone();
-        let interval = config.pipeline.checkpoint_interval.0;
-        let store = Store::new(&config.source.state_dir);
-        let metrics = metrics.clone();
-        std::thread::Builder::new()
-            .name("epost-checkpoint".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    // unparked at shutdown, so that stopping does not wait out the interval
-                    std::thread::park_timeout(interval.min(Duration::from_millis(200)));
-                    if let Some(s) = tracker.snapshot(false) {
-                        match store.save(&s) {
-                            Ok(()) => metrics
-                                .checkpoint_written_ms
-                                .store(crate::ack::now_ms(), Ordering::Relaxed),
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot write checkpoint; will retry")
-                            }
-                        }
-                    }
-                }
-            })
-            .expect("spawn checkpoint thread")
-    };
-
-    // The retention job (replaces logclean.vbs), when scheduled: it works from the live
-    // acknowledgements, so it never touches a file not fully shipped.
-    let retention = config
-        .retention
-        .schedule
-        .filter(|_| config.retention.action != crate::config::RetentionAction::None);
-    if let Some(every) = retention {
-        let (tracker, stop, config) = (tracker.clone(), cp_stop.clone(), config.clone());
-        std::thread::Builder::new()
-            .name("epost-retention".into())
-            .spawn(move || {
-                let mut next = Instant::now() + Duration::from_secs(60);
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(500));
-                    if Instant::now() >= next {
-                        crate::retention::run_once(&config, &tracker.current());
-                        next = Instant::now() + every.0;
-                    }
-                }
-            })
-            .expect("spawn retention thread");
-    }
-
-    let caught_up = runtime.block_on(async {
+/// Waits until the run should end: a stop request, the tailer's end (a backfill caught up,
+/// or a panic), or any other component's end, which is always a death. Returns the name of a
+/// component that ended early; whether it panicked is learnt when it is joined.
+fn supervise(
+    runtime: &tokio::runtime::Runtime,
+    stop: &AtomicBool,
+    reader: &std::thread::JoinHandle<bool>,
+    sinks: &[Component],
+    background: &[Component],
+) -> Option<String> {
+    runtime.block_on(async {
         let mut signal = Box::pin(crate::platform::shutdown_signal());
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut sink_ended: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = &mut signal => {
                     tracing::info!("stop requested: finishing in-flight batches");
-                    break false;
+                    return None;
                 }
-                r = &mut done_rx => break r.unwrap_or(false),
                 _ = tick.tick() => {
                     if stop.load(Ordering::Relaxed) {
                         tracing::info!("stop requested: finishing in-flight batches");
-                        break false;
+                        return None;
+                    }
+                    if reader.is_finished() {
+                        return None;
+                    }
+                    if let Some(c) = background.iter().find(|c| c.is_finished()) {
+                        return Some(c.name.clone());
+                    }
+                    // A sink ends by itself once the tailer's end closed its channel, and the
+                    // tailer's thread counts as finished a moment after that: give it time.
+                    if let Some(c) = sinks.iter().find(|c| c.is_finished()) {
+                        let since = *sink_ended.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= Duration::from_secs(2) {
+                            return Some(c.name.clone());
+                        }
                     }
                 }
             }
         }
-    });
-    reader_stop.store(true, Ordering::Relaxed);
-    let _ = reader.join();
-
-    // The tailer is gone and with it the senders: sinks finish what is queued and end.
-    let deadline = config.pipeline.shutdown_timeout.0;
-    let started = Instant::now();
-    let timed_out = runtime.block_on(async {
-        let all = futures_join(tasks);
-        tokio::time::timeout(deadline, all).await.is_err()
-    });
-    if timed_out {
-        tracing::warn!(after = ?started.elapsed(), unacknowledged = tracker.in_flight(), "shutdown timeout: some batches were not acknowledged; they will be sent again after restart");
-    }
-    runtime.shutdown_timeout(Duration::from_millis(500));
-    cp_stop.store(true, Ordering::Relaxed);
-    cp_thread.thread().unpark();
-    let _ = cp_thread.join();
-    let last = tracker.snapshot(true).expect("forced");
-    store
-        .save(&last)
-        .map_err(|error| PipelineError::Checkpoint {
-            dir: config.source.state_dir.display().to_string(),
-            error,
-        })?;
-    Ok(Summary {
-        caught_up,
-        timed_out,
-        records: counters.records.load(Ordering::Relaxed),
     })
 }
 
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
+/// Lets the sinks deliver what is queued, up to `shutdown_timeout`. Returns whether the
+/// timeout ran out.
+fn drain_sinks(
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+    tracker: &Tracker,
+    sinks: Vec<Component>,
+    deaths: &mut Deaths,
+) -> bool {
+    let started = Instant::now();
+    let deadline = config.pipeline.shutdown_timeout.0;
+    let mut timed_out = false;
+    for c in sinks {
+        let Handle::Task(h) = c.handle else {
+            continue;
+        };
+        let left = deadline.saturating_sub(started.elapsed());
+        let abort = h.abort_handle();
+        match runtime.block_on(async { tokio::time::timeout(left, h).await }) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.is_panic() => deaths.record(&c.name, Death::Panicked),
+            Ok(Err(_)) => {}
+            Err(_) => {
+                timed_out = true;
+                abort.abort();
+            }
+        }
+    }
+    if timed_out {
+        tracing::warn!(after = ?started.elapsed(), unacknowledged = tracker.in_flight(), "shutdown timeout: some batches were not acknowledged; they will be sent again after restart");
+    }
+    timed_out
+}
+
+fn start_metrics(
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+    metrics: &Arc<Metrics>,
+) -> Option<Component> {
+    if config.metrics.listen.is_empty() {
+        return None;
+    }
+    // Bound here, not in the task: a port already in use is a warning (shipping matters more
+    // than metrics), while a server that stops later is a death.
+    let listener = match runtime.block_on(tokio::net::TcpListener::bind(&config.metrics.listen)) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(listen = %config.metrics.listen, error = %e, "cannot serve metrics");
+            return None;
+        }
+    };
+    tracing::info!(listen = %config.metrics.listen, "metrics on /metrics and /health");
+    Some(Component {
+        name: "metrics server".into(),
+        handle: Handle::Task(runtime.spawn(crate::metrics::serve(listener, metrics.clone()))),
+    })
+}
+
+fn start_checkpointer(
+    config: &Config,
+    tracker: &Arc<Tracker>,
+    metrics: &Arc<Metrics>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Component, PipelineError> {
+    let (tracker, stop, metrics) = (tracker.clone(), stop.clone(), metrics.clone());
+    let interval = config.pipeline.checkpoint_interval.0;
+    let store = Store::new(&config.source.state_dir);
+    let h = std::thread::Builder::new()
+        .name("epost-checkpoint".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // unparked at shutdown, so that stopping does not wait out the interval
+                std::thread::park_timeout(interval.min(Duration::from_millis(200)));
+                if crate::fault::hit("checkpoint-panic", b"") {
+                    panic!("injected fault: checkpoint-panic");
+                }
+                if let Some(s) = tracker.snapshot(false) {
+                    match store.save(&s) {
+                        Ok(()) => metrics
+                            .checkpoint_written_ms
+                            .store(crate::ack::now_ms(), Ordering::Relaxed),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot write checkpoint; will retry")
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(|error| PipelineError::Spawn {
+            component: "checkpoint writer",
+            error,
+        })?;
+    Ok(Component {
+        name: "checkpoint writer".into(),
+        handle: Handle::Thread(h),
+    })
+}
+
+/// The retention job (replaces logclean.vbs), when scheduled: it works from the live
+/// acknowledgements, so it never touches a file not fully shipped.
+fn start_retention(
+    config: &Config,
+    tracker: &Arc<Tracker>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<Component>, PipelineError> {
+    let every = match config.retention.schedule {
+        Some(e) if config.retention.action != crate::config::RetentionAction::None => e.0,
+        _ => return Ok(None),
+    };
+    let (tracker, stop, config) = (tracker.clone(), stop.clone(), config.clone());
+    let h = std::thread::Builder::new()
+        .name("epost-retention".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let mut last: Option<Instant> = None;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::park_timeout(Duration::from_millis(500));
+                // first run a minute after start, then every `schedule`; elapsed()
+                // saturates, so no Instant arithmetic can overflow here
+                let due = match last {
+                    None => started.elapsed() >= Duration::from_secs(60),
+                    Some(t) => t.elapsed() >= every,
+                };
+                if due && !stop.load(Ordering::Relaxed) {
+                    crate::retention::run_once(&config, &tracker.current());
+                    last = Some(Instant::now());
+                }
+            }
+        })
+        .map_err(|error| PipelineError::Spawn {
+            component: "retention",
+            error,
+        })?;
+    Ok(Some(Component {
+        name: "retention".into(),
+        handle: Handle::Thread(h),
+    }))
+}
+
+fn watch(
+    config: &Config,
+    wake: std::sync::mpsc::SyncSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        // full = a wake-up is already pending; that is all the tailer needs
+        let _ = wake.try_send(());
+    });
+    match watcher {
+        Ok(mut w) => {
+            for d in &config.source.workdirs {
+                if let Err(e) = w.watch(d, notify::RecursiveMode::Recursive) {
+                    tracing::warn!(dir = %d.display(), error = %e, "cannot watch folder; polling only");
+                }
+            }
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no filesystem events; polling only");
+            None
+        }
     }
 }

@@ -72,6 +72,15 @@ pub fn now_ms() -> i64 {
 }
 
 impl Tracker {
+    /// The shared state. A thread that panicked while holding the lock leaves it poisoned;
+    /// the state itself stays consistent (every change is one insert or update), so the others
+    /// carry on and the supervisor reports the dead thread, rather than panicking in turn.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// `sink_names` in sink order; `restored` is the checkpoint loaded at start.
     pub fn new(sink_names: &[String], capacity: usize, restored: &Snapshot) -> Tracker {
         let mut st = State::default();
@@ -96,7 +105,7 @@ impl Tracker {
 
     /// A file generation is being read from `offset` (everything before it counts as done).
     pub fn register(&self, id: FileId, meta: FileMeta, offset: u64) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         st.dormant.remove(&meta.path);
         st.current.insert(meta.path.clone(), id);
         st.files.insert(
@@ -114,7 +123,7 @@ impl Tracker {
 
     /// Updates what the checkpoint says of a file (a longer fingerprint, a new size).
     pub fn update_meta(&self, id: FileId, f: impl FnOnce(&mut FileMeta)) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         if let Some(p) = st.files.get_mut(&id) {
             f(&mut p.meta);
             st.changed = true;
@@ -123,7 +132,7 @@ impl Tracker {
 
     /// The file is gone: forget it once what was read of it is acknowledged.
     pub fn retire(&self, id: FileId) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         if let Some(p) = st.files.get_mut(&id) {
             p.retired = true;
         }
@@ -132,7 +141,7 @@ impl Tracker {
 
     /// Forgets a checkpoint entry of a file that no longer exists and was never opened.
     pub fn forget_dormant(&self, path: &str) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         if st.dormant.remove(path).is_some() {
             st.changed = true;
         }
@@ -141,14 +150,14 @@ impl Tracker {
     /// Waits until fewer than `capacity` segments are unacknowledged, or `timeout` passes.
     /// Returns whether there is room.
     pub fn wait_for_room(&self, timeout: Duration) -> bool {
-        let st = self.state.lock().unwrap();
+        let st = self.state();
         if st.in_flight >= self.capacity {
             self.send_now.notify_waiters();
         }
         let (st, _) = self
             .room
             .wait_timeout_while(st, timeout, |s| s.in_flight >= self.capacity)
-            .unwrap();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         st.in_flight < self.capacity
     }
 
@@ -159,7 +168,7 @@ impl Tracker {
         tokio::pin!(notified);
         notified.as_mut().enable();
         if self.draining.load(std::sync::atomic::Ordering::Relaxed)
-            || self.state.lock().unwrap().in_flight >= self.capacity
+            || self.state().in_flight >= self.capacity
         {
             return;
         }
@@ -177,13 +186,13 @@ impl Tracker {
     }
 
     pub fn in_flight(&self) -> usize {
-        self.state.lock().unwrap().in_flight
+        self.state().in_flight
     }
 
     /// Records a new segment before it is handed to the sinks. A segment with no records
     /// needs no sink and is done at once (it still moves the checkpoint, in order).
     pub fn add_segment(&self, seq: u64, file: FileId, end: u64, records: u32) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         let done = records == 0 || self.sinks == 0;
         if let Some(p) = st.files.get_mut(&file) {
             p.queue.push_back((seq, end, done));
@@ -206,7 +215,7 @@ impl Tracker {
 
     /// Sink `sink` has stored (or dead-lettered) every record of segment `seq`.
     pub fn ack(&self, sink: &str, seq: u64, dead_lettered: u64) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         let Some(p) = st.pending.get_mut(&seq) else {
             return;
         };
@@ -266,14 +275,12 @@ impl Tracker {
 
     /// The acknowledged offset of a file generation.
     pub fn acked(&self, id: FileId) -> Option<u64> {
-        self.state.lock().unwrap().files.get(&id).map(|p| p.acked)
+        self.state().files.get(&id).map(|p| p.acked)
     }
 
     /// Whether every segment of `id` was acknowledged.
     pub fn settled(&self, id: FileId) -> bool {
-        self.state
-            .lock()
-            .unwrap()
+        self.state()
             .files
             .get(&id)
             .is_none_or(|p| p.queue.is_empty())
@@ -281,12 +288,12 @@ impl Tracker {
 
     /// Per sink: last acknowledgement and totals (for metrics and health).
     pub fn sink_states(&self) -> BTreeMap<String, SinkState> {
-        self.state.lock().unwrap().sinks.clone()
+        self.state().sinks.clone()
     }
 
     /// (path, size, acknowledged offset) of every file being read.
     pub fn files_view(&self) -> Vec<(String, u64, u64)> {
-        let st = self.state.lock().unwrap();
+        let st = self.state();
         st.current
             .iter()
             .filter_map(|(p, id)| st.files.get(id).map(|f| (p.clone(), f.meta.size, f.acked)))
@@ -295,29 +302,23 @@ impl Tracker {
 
     /// When the oldest unacknowledged segment was handed to the sinks.
     pub fn oldest_pending_ms(&self) -> Option<i64> {
-        self.state
-            .lock()
-            .unwrap()
-            .pending
-            .values()
-            .map(|p| p.since_ms)
-            .min()
+        self.state().pending.values().map(|p| p.since_ms).min()
     }
 
     /// The checkpoint as it stands now, without affecting when it is next written.
     pub fn current(&self) -> Snapshot {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         let changed = st.changed;
         drop(st);
         let snap = self.snapshot(true).expect("forced");
-        st = self.state.lock().unwrap();
+        st = self.state();
         st.changed |= changed;
         snap
     }
 
     /// The checkpoint as it stands, if it changed since the last call (or `force`).
     pub fn snapshot(&self, force: bool) -> Option<Snapshot> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state();
         if !st.changed && !force {
             return None;
         }

@@ -76,6 +76,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         return service::run(c, &cli.log_level, cli.log_format);
     }
     init_logging(&cli.log_level, cli.log_format)?;
+    install_panic_hook();
     match cli.command {
         Command::Parse(a) => parse::run(a),
         Command::Run(a) => run::run(a),
@@ -85,6 +86,29 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status(a) => status::run(a),
         Command::Cleanup(a) => cleanup::run(a),
     }
+}
+
+/// Panics are logged with their thread and place but not their message: a panic while
+/// parsing may quote the log text (a slicing panic prints the string), and log text can hold a
+/// credential that redaction never got to. The pipeline turns a panic into an error naming the
+/// component, and the parser's own panics into `parse_error` records.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!(thread, at = %at, "panic (its message is not logged: it may quote log text)");
+        } else {
+            eprintln!("epost-shipper: panic in thread {thread} at {at}");
+        }
+        if std::env::var_os("EPOST_DEBUG_PANIC").is_some() {
+            eprintln!("{info}");
+        }
+    }));
 }
 
 fn init_logging(level: &str, format: LogFormat) -> Result<(), Failure> {

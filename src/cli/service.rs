@@ -147,7 +147,7 @@ mod windows {
             .with_context(|| format!("cannot open the service log `{}`", log_path.display()))
             .map_err(Failure::runtime)?;
         init_file_logging(file, log_level, log_format)?;
-        install_panic_logger();
+        super::install_panic_hook();
 
         let stop_wait = match &loaded {
             Ok(c) => c.pipeline.shutdown_timeout.0 + Duration::from_secs(15),
@@ -201,14 +201,5 @@ mod windows {
             LogFormat::Json => builder.json().init(),
         }
         Ok(())
-    }
-
-    /// A panic in a service would otherwise vanish with its stderr.
-    fn install_panic_logger() {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            tracing::error!("panic: {info}");
-            default(info);
-        }));
     }
 }

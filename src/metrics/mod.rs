@@ -224,21 +224,18 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` and `/health` until the runtime shuts down. A port already in use is
-/// reported, not fatal: shipping matters more than metrics.
-pub async fn serve(listen: String, metrics: Arc<Metrics>) {
+/// Serves `/metrics` and `/health` on `listener` until the task is aborted.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = match tokio::net::TcpListener::bind(&listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(listen = %listen, error = %e, "cannot serve metrics");
-            return;
-        }
-    };
-    tracing::info!(listen = %listen, "metrics on /metrics and /health");
     loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
-            continue;
+        let mut conn = match listener.accept().await {
+            Ok((c, _)) => c,
+            Err(e) => {
+                // out of descriptors and the like: retrying at once would spin a core
+                tracing::debug!(error = %e, "metrics: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {

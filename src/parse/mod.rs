@@ -85,9 +85,22 @@ impl FileParser {
         self.source.kind.is_trace() || self.source.kind == Kind::Senderlog
     }
 
+    /// Sets the file's generation (part of every `event.id`), for a file read from a checkpoint
+    /// rather than from its first line: see [`crate::record::generation_of`].
+    pub fn set_generation(&mut self, generation: u64) {
+        self.source.generation = generation;
+    }
+
     /// Feeds one physical line (without its `\n`; trailing `\r`s are removed here).
     /// Blank lines carry nothing and are skipped. Calls `emit` for each completed record.
     pub fn push_line(&mut self, offset: u64, line: &[u8], emit: &mut dyn FnMut(&Record<'_>)) {
+        if crate::fault::hit("parse-panic", line) {
+            panic!("injected fault: parse-panic");
+        }
+        if offset == 0 {
+            // the file's first line names its generation
+            self.source.generation = crate::record::generation_of(line);
+        }
         let mut end = line.len();
         while end > 0 && line[end - 1] == b'\r' {
             end -= 1;
@@ -126,6 +139,32 @@ impl FileParser {
     pub fn flush(&mut self, emit: &mut dyn FnMut(&Record<'_>)) {
         let Some(p) = self.pending.take() else { return };
         self.emit_multi(p, emit);
+    }
+
+    /// After a panic inside this parser (a bug, met on some line): forgets what earlier lines
+    /// had built up (a pending record, SASL sessions) so that the next line starts clean, and
+    /// emits one `parse_error` record for the `len` bytes from `offset` that were lost. Their
+    /// text is withheld: it never went through redaction.
+    pub fn recover(&mut self, offset: u64, len: u64, emit: &mut dyn FnMut(&Record<'_>)) {
+        self.pending = None;
+        self.sessions = Sessions::default();
+        let rec = Record {
+            source: &self.source,
+            timestamp: self.inferred_time(),
+            time_inferred: true,
+            message: Cow::Owned(format!(
+                "[{len} bytes not shown: the parser failed on them]"
+            )),
+            offset,
+            action: Cow::Borrowed("unparsed"),
+            outcome: Outcome::Unknown,
+            parse_error: Some(Cow::Borrowed(
+                "internal error: the parser failed on these bytes; their text is withheld because it was not redacted",
+            )),
+            decode_error: false,
+            fields: Fields::default(),
+        };
+        emit(&rec);
     }
 
     fn starts_record(&mut self, text: &str) -> bool {

@@ -128,6 +128,12 @@ pub fn install(exe: &Path, args: Vec<OsString>) -> Result<(), ServiceError> {
     }) {
         tracing::warn!(error = %detail(&e), "cannot set the restart-on-failure actions");
     }
+    // Without this flag the SCM runs the actions only when the process dies without reporting
+    // SERVICE_STOPPED; a pipeline component that died reports STOPPED with a non-zero exit
+    // code, and that must restart the service too.
+    if let Err(e) = service.set_failure_actions_on_non_crash_failures(true) {
+        tracing::warn!(error = %detail(&e), "cannot set the failure-actions-on-non-crash-failures flag");
+    }
     Ok(())
 }
 

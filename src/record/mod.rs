@@ -10,7 +10,7 @@ pub mod json;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-pub use id::{EventId, HexId};
+pub use id::{EventId, GENERATION_BYTES, HexId, generation_of};
 
 use crate::kind::Kind;
 use crate::parse::time::Timestamp;
@@ -27,6 +27,9 @@ pub struct Source {
     pub file_name: Arc<str>,
     /// This source's fixed parts of every record's JSON, rendered once.
     pub json: json::SourceJson,
+    /// Which file of that name this is: [`generation_of`] its first line, part of `event.id`
+    /// so that a file deleted and re-created under the same name gets new ids.
+    pub generation: u64,
 }
 
 impl Source {
@@ -42,6 +45,7 @@ impl Source {
             path: path.into(),
             file_name: file_name.into(),
             json: json::SourceJson::new(host, kind, path),
+            generation: 0,
         }
     }
 }

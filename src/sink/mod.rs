@@ -151,6 +151,14 @@ impl Backoff {
     }
 }
 
+/// `now + d`, saturating far in the future rather than panicking on a huge `d`.
+fn deadline_after(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
+}
+
 fn jitter_permille() -> u64 {
     // No RNG dependency for this: the clock's nanoseconds are random enough for jitter.
     let n = std::time::SystemTime::now()
@@ -179,13 +187,14 @@ pub async fn run(
         tokio::time::sleep(d).await;
     }
     let slots = Arc::new(Semaphore::new(policy.max_in_flight));
+    let mut deliveries = tokio::task::JoinSet::new();
     let mut closed = false;
     while !closed {
         let Some(first) = rx.recv().await else { break };
         let mut events = first.records as usize;
         let mut bytes = first.payloads[idx].data.len() as u64;
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + policy.timeout;
+        let deadline = deadline_after(policy.timeout);
         while events < policy.max_events && bytes < policy.max_bytes {
             let next = if policy.timeout.is_zero() {
                 rx.try_recv().ok()
@@ -210,8 +219,9 @@ pub async fn run(
             batch.push(s);
         }
         let permit = slots.clone().acquire_owned().await.expect("never closed");
+        reap(&mut deliveries);
         let (sink, tracker, stats) = (sink.clone(), tracker.clone(), stats.clone());
-        tokio::spawn(async move {
+        deliveries.spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
             let records: u64 = batch.iter().map(|s| u64::from(s.records)).sum();
             let delivered = loop {
@@ -222,6 +232,9 @@ pub async fn run(
                     .sent_records
                     .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
                 let started = std::time::Instant::now();
+                if batch.iter().any(|s| crate::fault::hit("sink-panic", &s.payloads[idx].data)) {
+                    panic!("injected fault: sink-panic");
+                }
                 let result = sink.deliver(idx, &batch).await;
                 stats.observe(started.elapsed());
                 match result {
@@ -244,5 +257,24 @@ pub async fn run(
         });
     }
     // wait for the deliveries still in flight
-    let _ = slots.acquire_many(policy.max_in_flight as u32).await;
+    while let Some(r) = deliveries.join_next().await {
+        propagate(r);
+    }
+}
+
+/// Deliveries run as tasks of their own; a panic in one must end this sink's task (which the
+/// pipeline supervises) rather than vanish with the task and leave its segments unacknowledged
+/// forever.
+fn reap(deliveries: &mut tokio::task::JoinSet<()>) {
+    while let Some(r) = deliveries.try_join_next() {
+        propagate(r);
+    }
+}
+
+fn propagate(r: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = r
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }

@@ -106,6 +106,9 @@ struct Tracked {
     finished: bool,
     /// A quarantine pair waiting for its files to settle.
     seen_at: Instant,
+    /// The parser knows the file's generation (from its first line, read when the file is
+    /// opened at an offset past it).
+    generation_known: bool,
 }
 
 pub struct Tailer {
@@ -173,14 +176,16 @@ impl Tailer {
     /// Runs until `stop` is set (or, for a backfill, until caught up). Returns whether it
     /// caught up.
     pub fn run(mut self) -> bool {
-        let mut last_scan = Instant::now() - Duration::from_secs(3600);
+        // `None` = never scanned. Not `Instant::now() - 1h`: on Windows `Instant` counts from
+        // boot, so that subtraction panics in a service's first hour after a reboot.
+        let mut last_scan: Option<Instant> = None;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return false;
             }
-            if last_scan.elapsed() >= self.cfg.poll_interval {
+            if last_scan.is_none_or(|t| t.elapsed() >= self.cfg.poll_interval) {
                 self.scan();
-                last_scan = Instant::now();
+                last_scan = Some(Instant::now());
             }
             let worked = self.step();
             if self.stop.load(Ordering::Relaxed) {
@@ -200,9 +205,9 @@ impl Tailer {
                     Ok(()) => {
                         while self.wake.try_recv().is_ok() {}
                         // a file appeared or changed: look now rather than at the next poll
-                        if last_scan.elapsed() >= Duration::from_millis(500) {
+                        if last_scan.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
                             self.scan();
-                            last_scan = Instant::now();
+                            last_scan = Some(Instant::now());
                         }
                     }
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -441,6 +446,7 @@ impl Tailer {
                 deleted: false,
                 finished,
                 seen_at: Instant::now(),
+                generation_known: false,
                 log: s.file,
             },
         );
@@ -463,6 +469,7 @@ impl Tailer {
         t.fp = Fingerprint { hash: 0, len: 0 };
         t.finished = false;
         t.deleted = false;
+        t.generation_known = false;
         let meta = FileMeta {
             path: path.to_string_lossy().into_owned(),
             kind: t.log.kind.name().to_string(),
@@ -618,6 +625,21 @@ impl Tailer {
                 }
             }
         }
+        if t.pos > 0 && !t.generation_known {
+            // resumed past the first line: the ids still need the file's generation
+            match fingerprint::generation(&mut file) {
+                Ok(Some(g)) => {
+                    t.parser.set_generation(g);
+                    t.source.generation = g;
+                    t.generation_known = true;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read the first line of log file; will retry");
+                    return false;
+                }
+            }
+        }
         if let Err(e) = file.seek(SeekFrom::Start(t.pos)) {
             tracing::warn!(path = %path.display(), error = %e, "cannot seek in log file; will retry");
             return false;
@@ -661,6 +683,9 @@ impl Tailer {
     }
 
     fn step_file(&mut self, path: &Path) -> bool {
+        if crate::fault::hit("tail-panic", path.to_string_lossy().as_bytes()) {
+            panic!("injected fault: tail-panic");
+        }
         let (needs_data, finished) = {
             let t = self.files.get(path).expect("present");
             (t.size > t.pos || t.handle.is_some(), t.finished)
@@ -760,27 +785,20 @@ impl Tailer {
 
     /// Emits the pending multi-line record, and the partial last line too if `partial`.
     fn flush(&mut self, path: &Path, partial: bool) -> bool {
-        let outputs = &self.outputs;
         let t = self.files.get_mut(path).expect("present");
-        let mut payloads: Vec<Payload> = outputs.iter().map(|_| Payload::default()).collect();
-        let mut records = 0u32;
-        let mut emit = |r: &Record<'_>| {
-            records += 1;
-            for (o, p) in outputs.iter().zip(payloads.iter_mut()) {
-                o.encoding.encode(r, p);
-            }
-        };
+        let mut seg = SegmentBuf::new(&self.outputs, 0);
         let mut end = t.pos - t.carry.len() as u64;
         if partial && !t.carry.is_empty() {
             tracing::debug!(path = %path.display(), "flushing a last line that has no line end after waiting");
             let carry = std::mem::take(&mut t.carry);
-            t.parser.push_line(end, &carry, &mut emit);
+            push_contained(&mut t.parser, &mut seg, path, end, &carry, t.pos);
             end = t.pos;
             self.counters.lines.fetch_add(1, Ordering::Relaxed);
         }
-        t.parser.flush(&mut emit);
+        flush_contained(&mut t.parser, &mut seg, path, end);
         let id = t.id;
         let kind = t.log.kind;
+        let (records, payloads) = seg.finish();
         self.emit_segment(id, kind, end, records, 0, payloads);
         true
     }
@@ -812,40 +830,24 @@ impl Tailer {
         if n > 0 {
             t.last_growth = Instant::now();
         }
-        // JSON records are about seven times the log bytes: size once, not by doubling
-        let mut payloads: Vec<Payload> = outputs
-            .iter()
-            .map(|_| Payload {
-                data: Vec::with_capacity(buf.len() * 8 + 1024),
-                ends: Vec::with_capacity(buf.len() / 64),
-            })
-            .collect();
-        let counted = std::cell::Cell::new(0u32);
+        let mut seg = SegmentBuf::new(outputs, buf.len());
         let mut consumed = 0usize;
         let mut lines = 0u64;
-        {
-            let mut emit = |r: &Record<'_>| {
-                counted.set(counted.get() + 1);
-                for (o, p) in outputs.iter().zip(payloads.iter_mut()) {
-                    o.encoding.encode(r, p);
-                }
-            };
-            for line in Lines::with_base(&buf, base) {
-                // A "line" longer than this is not a log line (binary junk, a file of NULs):
-                // cut it rather than buffer without bound.
-                if !line.complete && line.bytes.len() < MAX_LINE {
-                    break;
-                }
-                let start = line.end - line.bytes.len() as u64 - u64::from(line.complete);
-                t.parser.push_line(start, line.bytes, &mut emit);
-                consumed = (line.end - base) as usize;
-                lines += 1;
-                if counted.get() >= max_records {
-                    break;
-                }
+        for line in Lines::with_base(&buf, base) {
+            // A "line" longer than this is not a log line (binary junk, a file of NULs):
+            // cut it rather than buffer without bound.
+            if !line.complete && line.bytes.len() < MAX_LINE {
+                break;
+            }
+            let start = line.end - line.bytes.len() as u64 - u64::from(line.complete);
+            push_contained(&mut t.parser, &mut seg, path, start, line.bytes, line.end);
+            consumed = (line.end - base) as usize;
+            lines += 1;
+            if seg.records >= max_records {
+                break;
             }
         }
-        let records = counted.get();
+        let (records, payloads) = seg.finish();
         t.carry.clear();
         t.carry.extend_from_slice(&buf[consumed..]);
         let end = t.parser.pending_offset().unwrap_or(base + consumed as u64);
@@ -905,4 +907,104 @@ impl Tailer {
             let _ = o.tx.send(seg.clone());
         }
     }
+}
+
+/// The records of one segment as they are encoded for every sink.
+struct SegmentBuf<'a> {
+    outputs: &'a [Output],
+    payloads: Vec<Payload>,
+    records: u32,
+    /// Each payload's (bytes, records) before the line being parsed, to undo a partial one.
+    marks: Vec<(usize, usize)>,
+    marked_records: u32,
+}
+
+impl<'a> SegmentBuf<'a> {
+    fn new(outputs: &'a [Output], log_bytes: usize) -> SegmentBuf<'a> {
+        // JSON records are about seven times the log bytes: size once, not by doubling
+        let payloads = outputs
+            .iter()
+            .map(|_| Payload {
+                data: Vec::with_capacity(log_bytes.saturating_mul(8).saturating_add(1024)),
+                ends: Vec::with_capacity(log_bytes / 64),
+            })
+            .collect();
+        SegmentBuf {
+            outputs,
+            payloads,
+            records: 0,
+            marks: vec![(0, 0); outputs.len()],
+            marked_records: 0,
+        }
+    }
+
+    fn emit(&mut self, r: &Record<'_>) {
+        self.records += 1;
+        for (o, p) in self.outputs.iter().zip(self.payloads.iter_mut()) {
+            o.encoding.encode(r, p);
+        }
+    }
+
+    fn mark(&mut self) {
+        for (m, p) in self.marks.iter_mut().zip(&self.payloads) {
+            *m = (p.data.len(), p.ends.len());
+        }
+        self.marked_records = self.records;
+    }
+
+    /// Drops what was encoded since [`mark`](Self::mark): a panic may have left a record
+    /// half-written into a payload.
+    fn rollback(&mut self) {
+        for (&(bytes, ends), p) in self.marks.iter().zip(self.payloads.iter_mut()) {
+            p.data.truncate(bytes);
+            p.ends.truncate(ends);
+        }
+        self.records = self.marked_records;
+    }
+
+    fn finish(self) -> (u32, Vec<Payload>) {
+        (self.records, self.payloads)
+    }
+}
+
+/// Feeds one line to a file's parser. A panic in the parser (a bug, met on some hostile line)
+/// must not stop this file or any other: what the panic interrupted — the line, and the
+/// multi-line record it was part of — becomes one `parse_error` record without its text, and
+/// the file goes on with a fresh parser state.
+fn push_contained(
+    parser: &mut FileParser,
+    seg: &mut SegmentBuf<'_>,
+    path: &Path,
+    start: u64,
+    bytes: &[u8],
+    end: u64,
+) {
+    let stretch = parser.pending_offset().unwrap_or(start);
+    seg.mark();
+    let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parser.push_line(start, bytes, &mut |r| seg.emit(r))
+    }));
+    if pushed.is_err() {
+        recovered(parser, seg, path, stretch, end);
+    }
+}
+
+/// [`push_contained`] for the end of a multi-line record.
+fn flush_contained(parser: &mut FileParser, seg: &mut SegmentBuf<'_>, path: &Path, end: u64) {
+    let Some(stretch) = parser.pending_offset() else {
+        return;
+    };
+    seg.mark();
+    let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parser.flush(&mut |r| seg.emit(r))
+    }));
+    if flushed.is_err() {
+        recovered(parser, seg, path, stretch, end);
+    }
+}
+
+fn recovered(parser: &mut FileParser, seg: &mut SegmentBuf<'_>, path: &Path, from: u64, to: u64) {
+    seg.rollback();
+    tracing::error!(path = %path.display(), offset = from, bytes = to.saturating_sub(from), "the parser failed on these bytes (a bug; please report it): shipped as a parse_error record without their text; the file goes on");
+    parser.recover(from, to.saturating_sub(from), &mut |r| seg.emit(r));
 }
