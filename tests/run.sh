@@ -2,15 +2,44 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   formatting, lints, then the real servers (installed on first use, cached), their smoke
 #   tests, and every cargo test with the servers' addresses in the environment.
-# EPOST_NO_SERVERS=1 skips the servers (the sink tests against them then skip themselves,
-# except under CI=true, where they fail).
+# Outside CI, EPOST_NO_SERVERS=1 skips the servers (the sink tests against them then say
+# "skipping") and EPOST_NO_WINE=1 the Windows proof. Under CI (any non-empty CI; .ci/run sets
+# it) both are errors, and every test that would skip fails instead: the servers' addresses,
+# EPOST_TEST_OTELCOL_CONTROL, the shared samples and `unshare --time` must all be there.
+# Each phase prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+T0=$(date +%s)
+T=$T0
+took() { # took PHASE: the time since the last call
+    local now
+    now=$(date +%s)
+    echo "-- $1: $((now - T)) s"
+    T=$now
+}
+if [[ -n ${CI:-} ]]; then
+  [[ ${EPOST_NO_SERVERS:-0} == 1 ]] && { echo "EPOST_NO_SERVERS=1 under CI: the real-server tests must run"; exit 1; }
+  [[ ${EPOST_NO_WINE:-0} == 1 ]] && { echo "EPOST_NO_WINE=1 under CI: the Windows proof must run"; exit 1; }
+fi
+
+# The shared samples (tests/golden.rs): next to the repository, or next to its main worktree.
+if [[ -z ${EPOST_SHARED_SAMPLES:-} ]]; then
+  common=$(git rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
+  for d in ../shared/samples "${common:+$common/../../shared/samples}"; do
+    if [[ -n $d && -d $d ]]; then
+      EPOST_SHARED_SAMPLES=$(cd "$d" && pwd)
+      export EPOST_SHARED_SAMPLES
+      break
+    fi
+  done
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --all-targets -- -D warnings
+took "fmt and clippy"
 
 if [[ ${EPOST_NO_SERVERS:-0} != 1 ]]; then
   echo "== real servers (tests/servers/up.sh)"
@@ -23,18 +52,26 @@ if [[ ${EPOST_NO_SERVERS:-0} != 1 ]]; then
   export EPOST_TEST_LOKI_PUSH_PATH=/insert/loki/api/v1/push
   export EPOST_TEST_OTLP_GRPC=http://127.0.0.1:4317
   export EPOST_TEST_OTLP_HTTP=http://127.0.0.1:4318
-  export EPOST_TEST_OTELCOL_OUTPUT=$(sed -n 's/^OTELCOL_OUTPUT=//p' <<<"$up_out" | tail -n1)
+  EPOST_TEST_OTELCOL_OUTPUT=$(sed -n 's/^OTELCOL_OUTPUT=//p' <<<"$up_out" | tail -n1)
+  [[ -n $EPOST_TEST_OTELCOL_OUTPUT ]] || { echo "up.sh printed no OTELCOL_OUTPUT="; exit 1; }
+  export EPOST_TEST_OTELCOL_OUTPUT
+  # the collector-restart tests may stop and start the collector (tests/servers/*.sh)
   export EPOST_TEST_OTELCOL_CONTROL=1
+  took "real servers up"
   echo "== smoke tests of the real servers"
   tests/servers/smoke.sh
+  took "smoke tests"
 fi
 
 echo "== cargo test"
 cargo test --all-targets
+took "cargo test"
 
-# The Windows build, proven under Wine (installs mingw-w64 and wine on first use).
-# EPOST_NO_WINE=1 skips it.
+# The Windows build, proven under Wine on a freshly booted machine (installs mingw-w64 and
+# wine on first use). EPOST_NO_WINE=1 skips it, outside CI only.
 if [[ ${EPOST_NO_WINE:-0} != 1 ]]; then
   echo "== Windows build under Wine (tests/wine/run.sh)"
   tests/wine/run.sh
+  took "Wine"
 fi
+echo "== all phases: $(($(date +%s) - T0)) s"

@@ -1,6 +1,11 @@
 //! An in-process Elasticsearch `_bulk` endpoint with fault injection: whole-request errors,
 //! per-item errors, dropped connections and slow answers. It stores documents by `_id` like
-//! the real thing (`create` answers 409 for an existing id), so tests can count exactly.
+//! the real thing (`create` answers 409 for an existing id), and it also keeps every item the
+//! shipper SENT (`sent`), with its answer: an index that drops re-sent ids by itself cannot
+//! show a re-send, the list of items sent can.
+//!
+//! `FakeEs::proxy(upstream)` puts the same recorder in front of a real server: every request
+//! is forwarded, and the items of each `_bulk` are kept with the server's answer.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -26,77 +31,99 @@ pub type Policy = Box<dyn Fn(u64) -> Whole + Send + Sync>;
 /// Per item: `Some(status)` to refuse it (429, 503, 400...), `None` to process it.
 pub type ItemPolicy = Box<dyn Fn(&str, u64) -> Option<u16> + Send + Sync>;
 
+/// One item of a `_bulk` request as the shipper sent it, and what it was answered.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    /// The number of the `_bulk` request (1-based).
+    pub request: u64,
+    pub id: String,
+    pub doc: String,
+    /// The item's status (201, 409, 429...), or 0 when the whole request was refused,
+    /// dropped or not answered (nothing stored).
+    pub status: u16,
+}
+
 pub struct FakeEs {
     pub url: String,
     pub docs: Arc<Mutex<HashMap<String, String>>>,
     pub requests: Arc<AtomicU64>,
     pub item_errors: Arc<AtomicU64>,
     pub conflicts: Arc<AtomicU64>,
+    pub sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+struct Shared {
+    docs: Arc<Mutex<HashMap<String, String>>>,
+    requests: Arc<AtomicU64>,
+    item_errors: Arc<AtomicU64>,
+    conflicts: Arc<AtomicU64>,
+    sent: Arc<Mutex<Vec<Sent>>>,
+    whole: Policy,
+    item: ItemPolicy,
+    upstream: Option<String>,
 }
 
 impl FakeEs {
     pub fn start(whole: Policy, item: ItemPolicy) -> FakeEs {
+        Self::start_with(whole, item, None)
+    }
+
+    /// A recorder in front of the real server at `upstream`.
+    pub fn proxy(upstream: &str) -> FakeEs {
+        Self::start_with(
+            Box::new(|_| Whole::Items),
+            Box::new(|_, _| None),
+            Some(upstream.trim_end_matches('/').to_string()),
+        )
+    }
+
+    fn start_with(whole: Policy, item: ItemPolicy, upstream: Option<String>) -> FakeEs {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let docs = Arc::new(Mutex::new(HashMap::new()));
-        let requests = Arc::new(AtomicU64::new(0));
-        let item_errors = Arc::new(AtomicU64::new(0));
-        let conflicts = Arc::new(AtomicU64::new(0));
-        let state = Arc::new((whole, item));
-        {
-            let (docs, requests, item_errors, conflicts) = (
-                docs.clone(),
-                requests.clone(),
-                item_errors.clone(),
-                conflicts.clone(),
-            );
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    let Ok(conn) = conn else { continue };
-                    let (docs, requests, item_errors, conflicts, state) = (
-                        docs.clone(),
-                        requests.clone(),
-                        item_errors.clone(),
-                        conflicts.clone(),
-                        state.clone(),
-                    );
-                    std::thread::spawn(move || {
-                        serve(
-                            conn,
-                            &docs,
-                            &requests,
-                            &item_errors,
-                            &conflicts,
-                            &state.0,
-                            &state.1,
-                        )
-                    });
-                }
-            });
-        }
-        FakeEs {
+        let shared = Arc::new(Shared {
+            docs: Arc::new(Mutex::new(HashMap::new())),
+            requests: Arc::new(AtomicU64::new(0)),
+            item_errors: Arc::new(AtomicU64::new(0)),
+            conflicts: Arc::new(AtomicU64::new(0)),
+            sent: Arc::new(Mutex::new(Vec::new())),
+            whole,
+            item,
+            upstream,
+        });
+        let fake = FakeEs {
             url,
-            docs,
-            requests,
-            item_errors,
-            conflicts,
-        }
+            docs: shared.docs.clone(),
+            requests: shared.requests.clone(),
+            item_errors: shared.item_errors.clone(),
+            conflicts: shared.conflicts.clone(),
+            sent: shared.sent.clone(),
+        };
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let shared = shared.clone();
+                std::thread::spawn(move || serve(conn, &shared));
+            }
+        });
+        fake
     }
 
     pub fn count(&self) -> usize {
         self.docs.lock().unwrap().len()
     }
+
+    /// Every item sent so far.
+    pub fn sent(&self) -> Vec<Sent> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// How many items were sent with this answer.
+    pub fn sent_with(&self, status: u16) -> usize {
+        self.sent().iter().filter(|s| s.status == status).count()
+    }
 }
 
-fn serve(
-    conn: TcpStream,
-    docs: &Mutex<HashMap<String, String>>,
-    requests: &AtomicU64,
-    item_errors: &AtomicU64,
-    conflicts: &AtomicU64,
-    whole: &Policy,
-    item: &ItemPolicy,
-) {
+fn serve(conn: TcpStream, st: &Shared) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut out = conn;
     loop {
@@ -104,9 +131,11 @@ fn serve(
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
+        let method = line.split(' ').next().unwrap_or("").to_string();
         let path = line.split(' ').nth(1).unwrap_or("").to_string();
         let mut len = 0usize;
         let mut gzip = false;
+        let mut content_type = String::from("application/json");
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -123,6 +152,9 @@ fn serve(
             if lower.starts_with("content-encoding:") && lower.contains("gzip") {
                 gzip = true;
             }
+            if let Some(v) = lower.strip_prefix("content-type:") {
+                content_type = v.trim().to_string();
+            }
         }
         let mut body = vec![0u8; len];
         if reader.read_exact(&mut body).is_err() {
@@ -134,15 +166,30 @@ fn serve(
             d.read_to_end(&mut plain).unwrap();
             body = plain;
         }
-        let (status, reply) = if path.starts_with("/_bulk") {
-            let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
-            match whole(n) {
-                Whole::Drop => return,
-                Whole::Status(s) => (s, format!("{{\"error\":\"injected {s}\"}}")),
-                Whole::Items => (200, bulk(&body, n, docs, item_errors, conflicts, item)),
+        let (status, reply) = if let Some(up) = &st.upstream {
+            let n = path
+                .starts_with("/_bulk")
+                .then(|| st.requests.fetch_add(1, Ordering::SeqCst) + 1);
+            let (status, reply) = forward(up, &method, &path, &content_type, body.clone());
+            if let Some(n) = n {
+                record_answer(&body, n, status, &reply, st);
+            }
+            (status, reply)
+        } else if path.starts_with("/_bulk") {
+            let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
+            match (st.whole)(n) {
+                Whole::Drop => {
+                    record_refused(&body, n, st);
+                    return;
+                }
+                Whole::Status(s) => {
+                    record_refused(&body, n, st);
+                    (s, format!("{{\"error\":\"injected {s}\"}}"))
+                }
+                Whole::Items => (200, bulk(&body, n, st)),
                 Whole::Slow(d) => {
                     std::thread::sleep(d);
-                    (200, bulk(&body, n, docs, item_errors, conflicts, item))
+                    (200, bulk(&body, n, st))
                 }
             }
         } else if path.starts_with("/_index_template") {
@@ -163,45 +210,112 @@ fn serve(
     }
 }
 
-fn bulk(
-    body: &[u8],
-    request: u64,
-    docs: &Mutex<HashMap<String, String>>,
-    item_errors: &AtomicU64,
-    conflicts: &AtomicU64,
-    item: &ItemPolicy,
-) -> String {
+/// The (id, document) pairs of a `_bulk` body.
+fn items(body: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(body);
     let mut lines = text.lines();
-    let mut items = Vec::new();
-    let mut errors = false;
+    let mut out = Vec::new();
     while let (Some(action), Some(doc)) = (lines.next(), lines.next()) {
         let a: serde_json::Value = serde_json::from_str(action).unwrap();
         let id = a["create"]["_id"].as_str().unwrap().to_string();
-        let status = match item(&id, request) {
+        out.push((id, doc.to_string()));
+    }
+    out
+}
+
+fn record_refused(body: &[u8], request: u64, st: &Shared) {
+    let mut sent = st.sent.lock().unwrap();
+    for (id, doc) in items(body) {
+        sent.push(Sent {
+            request,
+            id,
+            doc,
+            status: 0,
+        });
+    }
+}
+
+/// The real server's answer to a forwarded `_bulk`, item by item.
+fn record_answer(body: &[u8], request: u64, status: u16, reply: &str, st: &Shared) {
+    let answer: serde_json::Value = serde_json::from_str(reply).unwrap_or_default();
+    let mut sent = st.sent.lock().unwrap();
+    for (i, (id, doc)) in items(body).into_iter().enumerate() {
+        let s = if status == 200 {
+            answer["items"][i]["create"]["status"].as_u64().unwrap_or(0) as u16
+        } else {
+            0
+        };
+        match s {
+            201 => {
+                st.docs.lock().unwrap().insert(id.clone(), doc.clone());
+            }
+            409 => {
+                st.conflicts.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {
+                st.item_errors.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        sent.push(Sent {
+            request,
+            id,
+            doc,
+            status: s,
+        });
+    }
+}
+
+fn forward(up: &str, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+    let client = reqwest::blocking::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    match client
+        .request(method, format!("{up}{path}"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+    {
+        Ok(r) => (r.status().as_u16(), r.text().unwrap_or_default()),
+        Err(e) => (502, format!("{{\"error\":\"proxy: {e}\"}}")),
+    }
+}
+
+fn bulk(body: &[u8], request: u64, st: &Shared) -> String {
+    let mut items_out = Vec::new();
+    let mut errors = false;
+    for (id, doc) in items(body) {
+        let status = match (st.item)(&id, request) {
             Some(s) => {
-                item_errors.fetch_add(1, Ordering::SeqCst);
+                st.item_errors.fetch_add(1, Ordering::SeqCst);
                 s
             }
             None => {
-                let mut d = docs.lock().unwrap();
+                let mut d = st.docs.lock().unwrap();
                 if d.contains_key(&id) {
-                    conflicts.fetch_add(1, Ordering::SeqCst);
+                    st.conflicts.fetch_add(1, Ordering::SeqCst);
                     409
                 } else {
-                    d.insert(id.clone(), doc.to_string());
+                    d.insert(id.clone(), doc.clone());
                     201
                 }
             }
         };
+        st.sent.lock().unwrap().push(Sent {
+            request,
+            id: id.clone(),
+            doc,
+            status,
+        });
         if status >= 300 {
             errors = true;
-            items.push(format!(
+            items_out.push(format!(
                 "{{\"create\":{{\"status\":{status},\"error\":{{\"type\":\"injected_{status}\",\"reason\":\"injected for id {id}\"}}}}}}"
             ));
         } else {
-            items.push(format!("{{\"create\":{{\"status\":{status}}}}}"));
+            items_out.push(format!("{{\"create\":{{\"status\":{status}}}}}"));
         }
     }
-    format!("{{\"errors\":{errors},\"items\":[{}]}}", items.join(","))
+    format!(
+        "{{\"errors\":{errors},\"items\":[{}]}}",
+        items_out.join(",")
+    )
 }

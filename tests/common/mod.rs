@@ -212,9 +212,20 @@ listen = "{listen}"
         }
     }
 
+    /// The current checkpoint. Saving renames the current file to `.prev` before the new
+    /// one takes its name, so for a moment there is none: read again (for 10 s at most).
     pub fn checkpoint(&self) -> Value {
-        let t = std::fs::read_to_string(self.state.join("checkpoints.json")).unwrap();
-        serde_json::from_str(t.lines().next().unwrap()).unwrap()
+        let path = self.state.join("checkpoints.json");
+        let start = Instant::now();
+        loop {
+            match std::fs::read_to_string(&path) {
+                Ok(t) => return serde_json::from_str(t.lines().next().unwrap()).unwrap(),
+                Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
+        }
     }
 }
 

@@ -3,16 +3,33 @@
 # (scripts/build-windows.sh), makes a fresh Wine prefix, and checks
 #   1. `run` on C:\mail: every record of the example folder, of lines appended by a Windows
 #      writer (cmd's `>>`) while the shipper holds the files open, and of new day's files
-#      arrives in the file sink with exactly the event.ids the Linux `parse` prints for the
+#      arrives in the file sink with exactly the records (id and message) the Linux `parse` prints for the
 #      final folder; Ctrl-C stops it cleanly; the checkpoint holds every file's full size; a
-#      restart resumes from it and sends nothing again; `parse C:\mail` prints the same ids;
+#      restart resumes from it and sends nothing again; `parse C:\mail` prints the same records;
 #   2. the share modes: a Windows writer can append while the shipper reads (and, as a
 #      control, cannot while a handle without FILE_SHARE_WRITE is held);
 #   3. the Windows service: `service install` (automatic start, command line, display name),
 #      `sc start`, shipping with the default state folder (%ProgramData%\epost-shipper) and the
 #      service log there, `sc stop` flushing and checkpointing, `service uninstall`.
+# Everything under Wine runs on a freshly booted machine: after the build the script runs
+# itself again inside a Linux time namespace (`unshare --time`) whose monotonic and boot
+# clocks say the machine has been up for about 30 s, and starts its own wineserver there
+# (a service starts at boot; std's Instant on Windows counts from boot). uptime.exe checks
+# what a Windows program sees. Without `unshare --time` the script fails under CI and skips
+# loudly otherwise.
+# Expectations are built by the test, not only by the Linux parser: the example folder's
+# record count (122, counted by kind in tests/golden.rs), one record per line the test's
+# writer appends, each appended acceptlog/inlog line's message byte for byte (decoded from
+# CP932 here, at the offset the writer wrote it), and the messages, not only the ids, of
+# every record compared with the Linux parse.
 # Installs Wine (apt) when missing. Ends with "N passed, N failed"; exit 0 only if none failed.
 #   tests/wine/run.sh            (CARGO_TARGET_DIR is honoured; the prefix is in it/wine-test)
+#
+# Deliberate breaks made once (then reverted), each failing the check named: a sink record's
+# message cut by one character ("the sink holds exactly the records of the Linux parse",
+# "each line the writer appended arrives"); the second run started with a config that does
+# not exist ("restart: the second run resumes"); the restart replaying one file (checkpoint
+# offset set to 0: "sends nothing again").
 set -uo pipefail
 export LC_ALL=C
 
@@ -35,6 +52,10 @@ as_root() {
     fi
 }
 
+in_ci() { [ -n "${CI:-}" ]; }
+export WINEPREFIX="$WORK/prefix" WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+
+if [ -z "${EPOST_WINE_FRESH_BOOT:-}" ]; then
 # --- Wine, jq ----------------------------------------------------------------------------
 need=()
 command -v wine >/dev/null 2>&1 || need+=(wine)
@@ -55,9 +76,33 @@ say "building the Linux binary (the reference parser)"
 cargo build --quiet --bin epost-shipper >&2 || die "cargo build failed"
 LBIN="$TARGET_DIR/debug/epost-shipper"
 
+# --- A freshly booted machine ------------------------------------------------------------
+# A wineserver already running for this prefix would give every Wine process the host's
+# clock: stop it, then run the rest of this script (which starts its own) in the namespace.
+[ -d "$WINEPREFIX" ] && wineserver -k 2>/dev/null
+up=$(cut -d. -f1 /proc/uptime)
+back=$((up > 30 ? up - 30 : 0))
+ns=(--time "--monotonic=-$back" "--boottime=-$back")
+if unshare "${ns[@]}" true 2>/dev/null; then
+    pre=(unshare "${ns[@]}")
+elif unshare --user --map-root-user "${ns[@]}" true 2>/dev/null; then
+    pre=(unshare --user --map-root-user "${ns[@]}")
+else
+    in_ci && die "unshare --time is not available: under CI the Windows proof must run on a freshly booted machine"
+    say "SKIPPING the Windows proof: unshare --time is not available (util-linux, root or user namespaces)"
+    echo "0 passed, 0 failed (skipped: no time namespace)"
+    exit 0
+fi
+say "running the Wine phases on a machine up for ~30 s (${pre[*]})"
+EPOST_WINE_FRESH_BOOT=1 EPOST_WINE_EXE="$EXE" EPOST_WINE_LBIN="$LBIN" exec "${pre[@]}" "$0" "$@"
+fi
+EXE=$EPOST_WINE_EXE
+LBIN=$EPOST_WINE_LBIN
+ns_up=$(cut -d. -f1 /proc/uptime)
+[ "$ns_up" -lt 300 ] || die "the time namespace shows an uptime of $ns_up s, not a fresh boot"
+
 # --- A fresh prefix ----------------------------------------------------------------------
-export WINEPREFIX="$WORK/prefix" WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
-if [ -d "$WINEPREFIX" ]; then WINEPREFIX="$WINEPREFIX" wineserver -k 2>/dev/null; fi
+if [ -d "$WINEPREFIX" ]; then wineserver -k 2>/dev/null; fi
 rm -rf "$WORK"
 mkdir -p "$WORK"
 WLOG="$WORK/wine.log" # Wine's own chatter (no display, no wine32, ...)
@@ -85,6 +130,8 @@ if ! find /usr/lib /usr/lib64 /usr/local/lib /opt -ipath '*wine*' -iname bcryptp
 fi
 x86_64-w64-mingw32-gcc -O2 -o "$C/chunks/holdopen.exe" tests/wine/holdopen.c ||
     die "cannot build tests/wine/holdopen.c"
+x86_64-w64-mingw32-gcc -O2 -o "$C/chunks/uptime.exe" tests/wine/uptime.c ||
+    die "cannot build tests/wine/uptime.c"
 
 PASS=0
 FAIL=0
@@ -117,20 +164,47 @@ WHOST=$(wcmd 'echo %COMPUTERNAME%')
 [ -n "$WHOST" ] || die "cannot read the Wine machine name"
 say "Wine machine name: $WHOST (host of files without a <COMPUTERNAME> folder)"
 
-# The ids the Linux build gives the folder as it is now: <kind>/<HOST>/ folders take their
-# host from the path, files directly in <kind>/ the machine name.
+check "fresh boot: a Windows program sees a machine up for under 5 minutes ($(wine 'C:\chunks\uptime.exe' 2>>"$WLOG" | tr -d '\r' | tee "$WORK/uptime.txt"))" \
+    awk -F'[= ]' '{ exit !($2 < 300 && $4 < 300) }' "$WORK/uptime.txt"
+
+# The records the Linux build makes of the folder as it is now, one "event.id<TAB>message" a
+# line: <kind>/<HOST>/ folders take their host from the path, files directly in <kind>/ the
+# machine name. Its errors must stay empty (checked at the end).
 expected_ids() {
     {
         find "$C/mail" -mindepth 2 -maxdepth 2 -type d -print0 | xargs -0 -r "$LBIN" parse
         find "$C/mail" -mindepth 2 -maxdepth 2 -type f ! -iname '*.msg' -print0 |
             xargs -0 -r "$LBIN" parse --host "$WHOST"
-    } 2>>"$WORK/parse.err" | jq -r '.event.id' | sort -u
+    } 2>>"$WORK/parse.err" | jq -r '[.event.id, .message] | @tsv' | sort -u
 }
-sink_ids() { [ -f "$1" ] && jq -r '.event.id' "$1" | sort -u; }
-has_all() { # has_all SINK EXPECTEDFILE: every expected id arrived
-    [ -z "$(comm -13 <(sink_ids "$1") "$2")" ]
+# The records in a sink, the same way (each distinct record once: duplicates are counted apart).
+sink_ids() { [ -f "$1" ] && jq -r '[.event.id, .message] | @tsv' "$1" | sort -u; }
+has_all() { # has_all SINK EXPECTEDFILE: every expected record arrived, with its message
+    [ -f "$1" ] && [ -z "$(comm -13 <(sink_ids "$1") "$2")" ]
 }
-same_ids() { cmp -s <(sink_ids "$1") "$2"; }
+nlines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+same_ids() { # the same records, and each once
+    cmp -s <(sink_ids "$1") "$2" && [ "$(wc -l <"$1")" -eq "$(wc -l <"$2")" ]
+}
+# The lines the test's writer put in a file, one "path<TAB>offset<TAB>message" a line, built
+# from the bytes alone: written_lines REL START CHUNK... (REL as C:\mail\REL with /; START: the
+# file's size before the writes; the message is the line without its CRLF, from CP932).
+written_lines() {
+    local rel=$1 start=$2
+    shift 2
+    # offsets count the file's bytes; the escaping (as jq's @tsv) is done on the decoded text,
+    # where a 0x5C byte is a backslash only if it is one
+    cat "$@" | awk -v off="$start" '{ len = length($0) + 1; sub(/\r$/, ""); print off "\t" $0; off += len }' |
+        iconv -f CP932 -t UTF-8 |
+        awk -v rel="$rel" '{ i = index($0, "\t"); m = substr($0, i + 1)
+            gsub(/\\/, "\\\\", m); gsub(/\t/, "\\t", m); print rel "\t" substr($0, 1, i - 1) "\t" m }'
+}
+sink_lines() { # the sink's records as written_lines prints them
+    jq -r '[(.log.file.path | sub("^C:\\\\mail\\\\"; "") | gsub("\\\\"; "/")), .log.offset, .message] | @tsv' "$1" | sort -u
+}
+has_lines() { # has_lines SINK WRITTENFILE: every written line is a record, message and offset
+    [ -f "$1" ] && [ -z "$(comm -13 <(sink_lines "$1") <(sort -u "$2"))" ]
+}
 
 cat >"$APP/run.toml" <<'EOF'
 [source]
@@ -154,11 +228,14 @@ say "phase 1: run (console)"
 wine 'C:\epost-shipper\epost-shipper.exe' run --config 'C:\epost-shipper\run.toml' >"$WORK/run1.log" 2>&1 &
 RUN_PID=$!
 expected_ids >"$WORK/expected0.ids"
-check "run: the example folder arrives ($(wc -l <"$WORK/expected0.ids") records)" \
+# 122: the example folder's records counted by kind (tests/golden.rs), not by the parser
+check "run: the Linux parse of the example folder gives its 122 records ($(wc -l <"$WORK/expected0.ids"))" \
+    [ "$(wc -l <"$WORK/expected0.ids")" -eq 122 ]
+check "run: the example folder arrives, every message as the Linux parse prints it" \
     wait_for 90 has_all "$SINK" "$WORK/expected0.ids"
 
 # A Windows writer (cmd's >>, as E-Post appends) while the shipper holds the files open.
-# Lines are copies of existing ones (ids depend on file and offset, not on content).
+# Lines are copies of existing ones, each one record (ids depend on file and offset).
 mk() { head -n "$2" "$C/mail/$1" >"$C/chunks/$3"; }
 mk acceptlog/MAILSV01/171130.log 5 accept5.log
 mk inlog/MAILSV01/171130.log 3 in3.log
@@ -168,11 +245,24 @@ printf '%s' "${line:0:20}" >"$C/chunks/half1.log"
 printf '%s\n' "${line:20}" >"$C/chunks/half2.log"
 cp "$C/mail/acceptlog/MAILSV01/171130.log" "$WORK/accept.before"
 cp "$C/mail/inlog/MAILSV01/171201.log" "$WORK/in.before"
+size() { stat -c %s "$C/mail/$1"; }
+# what the writer writes, line by line, at the offsets it writes them (the appended senderlog
+# lines are redacted, so they are compared with the Linux parse only)
+W="$WORK/written.tsv"
+{
+    written_lines acceptlog/MAILSV01/171130.log "$(size acceptlog/MAILSV01/171130.log)" \
+        "$C/chunks/accept5.log" "$C/chunks/half1.log" "$C/chunks/half2.log" &&
+        written_lines inlog/MAILSV01/171201.log "$(size inlog/MAILSV01/171201.log)" "$C/chunks/in3.log" &&
+        written_lines acceptlog/MAILSV01/171201.log 0 "$C/chunks/accept5.log" &&
+        written_lines inlog/MAILSV01/171202.log 0 "$C/chunks/in3.log" "$C/chunks/in3.log"
+} >"$W" || die "cannot decode the appended lines"
+[ "$(wc -l <"$W")" -eq 20 ] || die "expected 20 written acceptlog/inlog lines, have $(wc -l <"$W")"
+appended_records=$(($(wc -l <"$W") + $(wc -l <"$C/chunks/sender3.log")))
 appended=true
 wcmd 'type C:\chunks\accept5.log >> C:\mail\acceptlog\MAILSV01\171130.log' || appended=false
 wcmd 'type C:\chunks\in3.log >> C:\mail\inlog\MAILSV01\171201.log' || appended=false
 wcmd 'type C:\chunks\half1.log >> C:\mail\acceptlog\MAILSV01\171130.log' || appended=false
-sleep 1 # a partial line (no line end yet) must wait for its end
+sleep 1 # (not an assertion) the shipper meets a partial line, which must wait for its end
 wcmd 'type C:\chunks\half2.log >> C:\mail\acceptlog\MAILSV01\171130.log' || appended=false
 # New day's files (and a new hourly senderlog file without a host folder).
 wcmd 'type C:\chunks\accept5.log > C:\mail\acceptlog\MAILSV01\171201.log' || appended=false
@@ -187,14 +277,24 @@ appended_exact() {
 }
 check "share modes: a Windows writer appended to files the shipper holds open" appended_exact
 
+# A marker written after everything else: once it is in the sink, whatever came before it
+# was read too (no "wait a little and see that nothing more came").
+mk outlog/MAILSV01/171130.log 1 marker.log
+marker() { # marker FILE: appends the marker line to C:\mail\FILE, adds it to $W
+    written_lines "$1" "$(size "$1")" "$C/chunks/marker.log" >>"$W" || die "cannot decode the marker"
+    wcmd "type C:\\chunks\\marker.log >> C:\\mail\\${1//\//\\}" || die "cannot append the marker to $1"
+}
+marker outlog/MAILSV01/171130.log
 expected_ids >"$WORK/expected1.ids"
-check "run: appended lines and new day's files arrive ($(wc -l <"$WORK/expected1.ids") records in all)" \
-    wait_for 60 has_all "$SINK" "$WORK/expected1.ids"
-sleep 2
-check "run: the sink holds exactly the ids of the Linux parse of the final folder" \
+want1=$((122 + appended_records + 1))
+check "run: the Linux parse of the final folder gives the $want1 records written ($(wc -l <"$WORK/expected1.ids"))" \
+    [ "$(wc -l <"$WORK/expected1.ids")" -eq "$want1" ]
+check "run: each line the writer appended arrives, its message byte for byte at its offset" \
+    wait_for 60 has_lines "$SINK" "$W"
+check "run: the sink holds exactly the records of the Linux parse of the final folder, each once" \
     same_ids "$SINK" "$WORK/expected1.ids"
-dups=$(($(wc -l <"$SINK") - $(sink_ids "$SINK" | wc -l)))
-check "run: no record sent twice (duplicates: $dups)" [ "$dups" -eq 0 ]
+dups=$(($(nlines "$SINK") - $(sink_ids "$SINK" | wc -l)))
+check "run: no record sent twice (duplicates: $dups)" bash -c "[ -s '$SINK' ] && [ $dups -eq 0 ]"
 
 metrics_ok() {
     curl -fsS --max-time 5 -o "$WORK/metrics.txt" http://127.0.0.1:19898/metrics 2>>"$WLOG" &&
@@ -204,7 +304,7 @@ check "run: the metrics endpoint answers (Windows sockets under Wine)" metrics_o
 
 # The one-shot `parse` on a Windows path, while `run` holds the files open.
 wine 'C:\epost-shipper\epost-shipper.exe' parse 'C:\mail' >"$WORK/parse-wine.ndjson" 2>>"$WLOG"
-check "parse C:\\mail under Wine prints exactly the ids of the Linux parse" \
+check "parse C:\\mail under Wine prints exactly the records of the Linux parse" \
     same_ids "$WORK/parse-wine.ndjson" "$WORK/expected1.ids"
 
 # Negative control: the share-mode check means something only if Wine enforces share modes.
@@ -251,19 +351,31 @@ checkpoint_complete() {
 }
 check "checkpoint: written at C:\\epost-state, every file at its full size" checkpoint_complete
 
-lines_before=$(wc -l <"$SINK")
+lines_before=$(nlines "$SINK")
 wine 'C:\epost-shipper\epost-shipper.exe' run --config 'C:\epost-shipper\run.toml' >"$WORK/run2.log" 2>&1 &
 RUN_PID=$!
-wait_for 30 log_has "$WORK/run2.log" "resuming from checkpoint"
-sleep 4
+check "restart: the second run says it resumes from the checkpoint" \
+    wait_for 30 log_has "$WORK/run2.log" "resuming from checkpoint"
+# the second run is alive and reading: a line written now arrives; it is the only new one
+marker outlog/MAILSV01/171130.log
+check "restart: a line written after the restart arrives" wait_for 60 has_lines "$SINK" "$W"
 kill -INT "$RUN_PID"
-wait_for 40 stopped || {
+rc=
+if wait_for 40 stopped; then
+    wait "$RUN_PID"
+    rc=$?
+else
     wineserver -k
     wineserver -p
-}
+fi
 RUN_PID=
-check "restart: resumes from the checkpoint and sends nothing again ($((\
-$(wc -l <"$SINK") - lines_before)) new lines)" [ "$(wc -l <"$SINK")" -eq "$lines_before" ]
+check "restart: Ctrl-C stops the second run, exit code 0 (got $rc)" [ "$rc" = 0 ]
+expected_ids >"$WORK/expected1b.ids"
+check "restart: resumes from the checkpoint and sends nothing again but the new line ($((\
+$(nlines "$SINK") - lines_before)) new lines)" \
+    bash -c "[ -s '$SINK' ] && [ $(nlines "$SINK") -eq $((lines_before + 1)) ]"
+check "restart: the sink holds exactly the records of the Linux parse, each once" \
+    same_ids "$SINK" "$WORK/expected1b.ids"
 
 # --- 2. service --------------------------------------------------------------------------
 say "phase 2: Windows service"
@@ -314,15 +426,23 @@ is_state() { [ "$(svc_state)" = "$1" ]; }
 wine sc start epost-shipper >>"$WLOG" 2>&1
 check "sc start: the service reports RUNNING" wait_for 30 is_state RUNNING
 check "service: ships the whole folder with the default state folder" \
-    wait_for 90 has_all "$SSINK" "$WORK/expected1.ids"
+    wait_for 90 has_all "$SSINK" "$WORK/expected1b.ids"
+check "service: every line the writer appended in phase 1 arrives, message and offset" \
+    wait_for 30 has_lines "$SSINK" "$W"
 mk pop3log/MAILSV01/171130.log 4 pop4.log
 wcmd 'type C:\chunks\pop4.log >> C:\mail\pop3log\MAILSV01\171130.log'
 wcmd 'type C:\chunks\pop4.log > C:\mail\pop3log\MAILSV01\171202.log'
+marker outlog/MAILSV01/171130.log
 expected_ids >"$WORK/expected2.ids"
-check "service: appended lines and a new day's file arrive" \
+want2=$(($(wc -l <"$WORK/expected1b.ids") + 2 * $(wc -l <"$C/chunks/pop4.log") + 1))
+check "service: the Linux parse of the folder gives the $want2 records written ($(wc -l <"$WORK/expected2.ids"))" \
+    [ "$(wc -l <"$WORK/expected2.ids")" -eq "$want2" ]
+check "service: appended lines, a new day's file and the marker after them arrive" \
     wait_for 60 has_all "$SSINK" "$WORK/expected2.ids"
-sleep 2
-check "service: the sink holds exactly the ids of the Linux parse" same_ids "$SSINK" "$WORK/expected2.ids"
+check "service: the sink holds exactly the records of the Linux parse, each once" \
+    same_ids "$SSINK" "$WORK/expected2.ids"
+sdups=$(($(nlines "$SSINK") - $(sink_ids "$SSINK" | wc -l)))
+check "service: no record sent twice (duplicates: $sdups)" bash -c "[ -s '$SSINK' ] && [ $sdups -eq 0 ]"
 
 wine sc stop epost-shipper >>"$WLOG" 2>&1
 check "sc stop: the service reports STOPPED" wait_for 60 is_state STOPPED
@@ -349,6 +469,8 @@ touch "$C/chunks/keeper.stop"
 wait "$KEEPER" 2>/dev/null
 
 # --- Done --------------------------------------------------------------------------------
+check "the Linux reference parse reported nothing on stderr ($WORK/parse.err: $(wc -l <"$WORK/parse.err" 2>/dev/null || echo 0) lines)" \
+    bash -c "[ ! -s '$WORK/parse.err' ] || { cat '$WORK/parse.err' >&2; false; }"
 wineserver -k 2>/dev/null
 trap - EXIT
 say "logs in $WORK ($(($(date +%s) - START)) s in all)"
