@@ -82,7 +82,6 @@ pub struct Counters {
     pub per_kind: [std::sync::atomic::AtomicU64; 13],
 }
 
-
 /// Written to in the last ten minutes: worth a stat on every scan (late writes to
 /// yesterday's file); older files are checked every 30th scan.
 fn recently_written(modified: SystemTime) -> bool {
