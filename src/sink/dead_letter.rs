@@ -186,3 +186,45 @@ mod tests {
         assert_eq!(lines[1]["record"], "not json");
     }
 }
+
+#[cfg(test)]
+mod rotation {
+    /// Past `max_bytes` the file moves to `.1`, `.1` to `.2` ..., and at most KEEP old files
+    /// stay; no entry is split between files.
+    #[test]
+    fn files_rotate_and_old_ones_go() {
+        let d = tempfile::tempdir().unwrap();
+        let mut dl = super::DeadLetter::new(d.path(), "es");
+        dl.max_bytes = 1000;
+        for i in 0..100 {
+            dl.write("es", "bad", format!("{{\"n\":{i}}}").as_bytes())
+                .unwrap();
+        }
+        let read = |p: &std::path::Path| -> Vec<u64> {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["record"]["n"].as_u64().unwrap()
+                })
+                .collect()
+        };
+        let mut kept = Vec::new();
+        for n in (1..=super::KEEP).rev() {
+            let p = d.path().join(format!("dead-letter/es.ndjson.{n}"));
+            let size = std::fs::metadata(&p).unwrap().len();
+            assert!(size <= 1000, "{n}: {size}");
+            kept.extend(read(&p));
+        }
+        assert!(
+            !d.path()
+                .join(format!("dead-letter/es.ndjson.{}", super::KEEP + 1))
+                .exists()
+        );
+        kept.extend(read(dl.path()));
+        // the newest entries, in order, none missing in between
+        let first = kept[0];
+        assert_eq!(kept, (first..100).collect::<Vec<u64>>());
+    }
+}
