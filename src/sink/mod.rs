@@ -174,7 +174,16 @@ pub async fn run(
     let mut deliveries = tokio::task::JoinSet::new();
     let mut closed = false;
     while !closed {
-        let Some(first) = rx.recv().await else { break };
+        // A delivery's panic ends this task at once, not when the next batch comes (in `run`
+        // that may be never, and the pipeline would not learn its sink is dead).
+        let first = tokio::select! {
+            s = rx.recv() => s,
+            Some(r) = deliveries.join_next(), if !deliveries.is_empty() => {
+                propagate(r);
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
         let mut events = first.records as usize;
         let mut bytes = first.payloads[idx].data.len() as u64;
         let mut batch = vec![first];
