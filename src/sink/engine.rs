@@ -344,11 +344,27 @@ pub struct Engine {
     pub dead: Arc<DeadLetter>,
 }
 
-/// Refused records of one batch, as dead-letter lines waiting to be written together.
-struct Refusals {
+/// Refused records of one batch, as dead-letter lines waiting to be written together, and
+/// the count per segment.
+struct Refusals<'e> {
+    sink: &'e str,
     lines: Vec<u8>,
     count: usize,
     first_reason: String,
+    dead: Vec<u64>,
+}
+
+impl Refusals<'_> {
+    fn note(&mut self, segment: usize, counted: bool, why: &str, record: &[u8]) {
+        DeadLetter::encode(&mut self.lines, self.sink, why, record);
+        if self.count == 0 {
+            self.first_reason = why.to_string();
+        }
+        self.count += 1;
+        if counted && let Some(d) = self.dead.get_mut(segment) {
+            *d += 1;
+        }
+    }
 }
 
 impl Engine {
@@ -367,17 +383,15 @@ impl Engine {
         segments: usize,
         stats: &SinkStats,
     ) -> Delivered {
-        let mut dead = vec![0u64; segments];
-        let mut refusals = Refusals {
+        let mut refused = Refusals {
+            sink: &self.name,
             lines: Vec::new(),
             count: 0,
             first_reason: String::new(),
+            dead: vec![0u64; segments],
         };
         for (s, rec, why) in req.unsendable() {
-            self.refuse(&mut refusals, &why, rec);
-            if let Some(d) = dead.get_mut(s) {
-                *d += 1;
-            }
+            refused.note(s, true, &why, rec);
         }
         let mut work = req.plan();
         work.reverse();
@@ -394,14 +408,13 @@ impl Engine {
             match outcome {
                 Outcome::Delivered => retry.reset(),
                 Outcome::PartlyRefused {
-                    refused,
+                    refused: some,
                     resend,
                     wait,
                 } => {
-                    for (p, why) in refused {
+                    for (p, why) in some {
                         if let Some(&i) = set.get(p) {
-                            self.refuse(&mut refusals, &why, &req.dead_letter_json(i));
-                            dead[req.segment(i)] += 1;
+                            refused.note(req.segment(i), true, &why, &req.dead_letter_json(i));
                         }
                     }
                     let again: Vec<usize> =
@@ -414,11 +427,9 @@ impl Engine {
                     work.push(again);
                 }
                 Outcome::Unattributed { rejected, reason } => {
-                    for &i in &set {
-                        self.refuse(&mut refusals, &reason, &req.dead_letter_json(i));
-                    }
-                    for &i in set.iter().take(rejected) {
-                        dead[req.segment(i)] += 1;
+                    for (n, &i) in set.iter().enumerate() {
+                        let json = req.dead_letter_json(i);
+                        refused.note(req.segment(i), n < rejected, &reason, &json);
                     }
                 }
                 o if o.retryable() => {
@@ -427,39 +438,41 @@ impl Engine {
                     work.push(set);
                 }
                 o => {
-                    // TooLarge, or refused for its data: isolate the records at fault
                     stats.failed_requests.fetch_add(1, Relaxed);
-                    if let [i] = set[..] {
-                        let why = req.refusal_reason(&o);
-                        self.refuse(&mut refusals, &why, &req.dead_letter_json(i));
-                        dead[req.segment(i)] += 1;
-                    } else {
-                        let too_large = matches!(o, Outcome::TooLarge { .. });
-                        tracing::debug!(sink = %self.name, records = set.len(), reason = %o.reason(), "request refused; splitting it");
-                        for part in split_strictly(req, &set, too_large).into_iter().rev() {
-                            work.push(part);
-                        }
-                    }
+                    self.isolate(req, set, &o, &mut refused, &mut work);
                 }
             }
         }
-        self.write_refusals(refusals, stats).await;
-        Delivered {
-            dead_lettered: dead,
-        }
+        let dead_lettered = std::mem::take(&mut refused.dead);
+        self.write_refusals(refused, stats).await;
+        Delivered { dead_lettered }
     }
 
-    fn refuse(&self, r: &mut Refusals, why: &str, record: &[u8]) {
-        DeadLetter::encode(&mut r.lines, &self.name, why, record);
-        if r.count == 0 {
-            r.first_reason = why.to_string();
+    /// A request too large, or refused for its data: one record is refused; several are
+    /// split, the parts queued in order.
+    fn isolate<R: Requests>(
+        &self,
+        req: &R,
+        set: Vec<usize>,
+        o: &Outcome,
+        refused: &mut Refusals<'_>,
+        work: &mut Vec<Vec<usize>>,
+    ) {
+        if let [i] = set[..] {
+            let why = req.refusal_reason(o);
+            refused.note(req.segment(i), true, &why, &req.dead_letter_json(i));
+            return;
         }
-        r.count += 1;
+        let too_large = matches!(o, Outcome::TooLarge { .. });
+        tracing::debug!(sink = %self.name, records = set.len(), reason = %o.reason(), "request refused; splitting it");
+        for part in split_strictly(req, &set, too_large).into_iter().rev() {
+            work.push(part);
+        }
     }
 
     /// One all-or-nothing append for the batch's refusals, retried in place until it is on
     /// disk, and one warning for all of them.
-    async fn write_refusals(&self, r: Refusals, stats: &SinkStats) {
+    async fn write_refusals(&self, r: Refusals<'_>, stats: &SinkStats) {
         if r.count == 0 {
             return;
         }
