@@ -79,6 +79,12 @@ impl Http {
         let after = http::retry_after(resp.headers());
         let bytes = match http::read_answer(resp, http::MAX_ANSWER_BYTES).await {
             Ok(b) => b,
+            // The status says the data was taken; an unreadable body does not undo that
+            // (sending it again would store it twice: OTLP writes are not idempotent).
+            Err(e) if status.is_success() => {
+                tracing::warn!(url = %self.url, error = %e, "unreadable export response body; counting the request as accepted");
+                bytes::Bytes::new()
+            }
             Err(e) => return failed(Outcome::Unreadable(e)),
         };
         if status.is_success() {
