@@ -395,12 +395,21 @@ impl ElasticsearchSink {
         };
         let status = resp.status();
         let after = http::retry_after(resp.headers());
+        let code = Code::Http(status.as_u16());
         let bytes = match http::read_answer(resp, answer_limit(docs)).await {
             Ok(b) => b,
+            // A success answer too long to read (many long item errors, or a broken server):
+            // ask about fewer documents at a time. `create` makes that safe: the documents
+            // already stored answer 409.
+            Err(e @ http::AnswerError::TooLarge { .. }) if status.is_success() => {
+                return Outcome::TooLarge {
+                    code,
+                    excerpt: e.to_string(),
+                };
+            }
             Err(e) => return Outcome::Unreadable(e),
         };
         if !status.is_success() {
-            let code = Code::Http(status.as_u16());
             let excerpt = http::excerpt(String::from_utf8_lossy(&bytes).trim(), 500).to_string();
             // 413: a body limit (ES's http.max_content_length, or a proxy's: nginx's default
             // is 1 MiB): split. 401/403: fix the credentials; the records wait on disk. Any
@@ -421,10 +430,12 @@ impl ElasticsearchSink {
     }
 }
 
-/// The most of a `_bulk` answer read: `http::MAX_ANSWER_BYTES`, plus an allowance per
-/// document, since the answer has an item per document (with its error, if any).
+/// The most of a `_bulk` answer read: `http::MAX_ANSWER_BYTES`, plus 256 bytes per document,
+/// since the answer has an item per document (26 bytes stored, a few hundred with an error).
+/// A longer success answer splits the request (`bulk`), so this bounds memory without ever
+/// stalling a batch whose answer is legitimately long.
 pub fn answer_limit(docs: usize) -> usize {
-    http::MAX_ANSWER_BYTES.saturating_add(docs.saturating_mul(2048))
+    http::MAX_ANSWER_BYTES.saturating_add(docs.saturating_mul(256))
 }
 
 /// Reads the items of a successful `_bulk` answer for `docs` documents: 2xx and 409 (already
