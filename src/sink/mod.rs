@@ -1,7 +1,9 @@
 //! Sink: where segments go. Sinks know nothing of files: they receive encoded segments and
 //! acknowledge each one once every record in it is stored, or dead-lettered with the sink's
 //! reason. Transient failures (connection, 429, 5xx) are retried with backoff, forever: the
-//! files on disk are the buffer, and backpressure pauses reading meanwhile.
+//! files on disk are the buffer, and backpressure pauses reading meanwhile. What happens
+//! after an answer (retry, split, refuse, dead-letter) is the delivery engine's (`engine`);
+//! the network sinks only encode requests and classify answers.
 
 pub mod dead_letter;
 pub mod elasticsearch;
@@ -152,8 +154,9 @@ fn deadline_after(d: Duration) -> tokio::time::Instant {
 }
 
 /// Receives segments, groups them into batches by the sink's policy (events, bytes, time),
-/// keeps up to `max_in_flight` deliveries going, retries transient failures with backoff,
-/// and acknowledges every segment once delivered. Ends when the tailer closes the channel
+/// keeps up to `max_in_flight` deliveries going (each retries inside, through the engine,
+/// until every record is stored or dead-lettered), and acknowledges every segment once
+/// delivered. Ends when the tailer closes the channel
 /// and everything queued is delivered.
 pub async fn run(
     sink: Sink,
