@@ -491,7 +491,6 @@ impl Engine {
                         "cannot write the dead-letter file `{}`: {e}",
                         self.dead.path().display()
                     );
-                    tracing::error!(sink = %self.name, records = r.count, "{why}");
                     retry.wait(&why, None, r.count).await;
                 }
             }
