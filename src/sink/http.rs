@@ -119,3 +119,90 @@ pub fn describe(e: &reqwest::Error) -> String {
     }
     redact_text(&s)
 }
+
+/// The most of any sink's answer that is read (`deliver`, `check`, `start`): answers that
+/// matter are a few KiB (a bulk answer is sized by its own allowance, see
+/// `elasticsearch::answer_limit`). Beyond this the answer is `AnswerError::TooLarge`, so that a
+/// broken or hostile endpoint answering with 600 MB costs at most this much memory.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// Why an answer's body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("the answer is over {limit} bytes (read no further)")]
+    TooLarge { limit: usize },
+    #[error("reading the answer: {0}")]
+    Transport(String),
+}
+
+/// Reads at most `limit` bytes of an answer's body, chunk by chunk: a declared length over
+/// the limit is refused before anything is read, and an undeclared one (chunked) is cut off
+/// as soon as it passes the limit.
+pub async fn read_answer(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<bytes::Bytes, AnswerError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(AnswerError::TooLarge { limit });
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| AnswerError::Transport(describe(&e)))?
+    {
+        if out.len() + chunk.len() > limit {
+            return Err(AnswerError::TooLarge { limit });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+/// `read_answer` with `MAX_ANSWER_BYTES`, as text (lossy: answers are untrusted).
+pub async fn read_text(resp: reqwest::Response) -> Result<String, AnswerError> {
+    let b = read_answer(resp, MAX_ANSWER_BYTES).await?;
+    Ok(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// `Retry-After` of an answer (429, 503): seconds, or an HTTP date; `None` if absent or not
+/// one of those. The engine caps it (`engine::MAX_SERVER_DELAY`).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(v)
+}
+
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let ms = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+/// At most `n` characters of `s`, cut on a character boundary.
+pub fn excerpt(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(excerpt("héllo", 2), "hé");
+        assert_eq!(excerpt("hé", 5), "hé");
+    }
+}
