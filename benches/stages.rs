@@ -245,12 +245,94 @@ fn loki_protobuf(c: &mut Criterion) {
     }
 }
 
+/// Issue 15.7, OTLP: the request assembled by hand from the encoded records
+/// (`otlp::encode::request`) against prost encoding the same `ExportLogsServiceRequest`
+/// (decoded once from ours, so equal by construction). The prost side is timed for its
+/// `encode_to_vec` alone, without building its structs from the records: a lower bound of what
+/// prost would cost, which favours it.
+fn otlp_protobuf(c: &mut Criterion) {
+    use epost_shipper::sink::otlp::encode::{OtlpEncoder, request};
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use prost::Message;
+    for kind in [Kind::Receivelog, Kind::Inlog] {
+        let data = example(kind);
+        let mut payload = Vec::new();
+        let mut ends = Vec::new();
+        parse_bytes(
+            Source::new("MAILSV01", kind, "x/171130.log"),
+            ParseOptions::default(),
+            &data,
+            &mut |r| {
+                OtlpEncoder.encode_at(r, 1, &mut payload);
+                ends.push(payload.len());
+            },
+        );
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(ends.len());
+        let mut start = 0;
+        for &e in &ends {
+            slices.push(&payload[start..e]);
+            start = e;
+        }
+        let ours = request(slices.iter().copied());
+        let message = ExportLogsServiceRequest::decode(ours.as_slice()).expect("valid OTLP");
+        assert_eq!(message.encode_to_vec(), ours, "same bytes");
+        let mut g = c.benchmark_group(format!("otlp_protobuf/{kind}"));
+        g.throughput(Throughput::Elements(ends.len() as u64));
+        g.bench_function("hand-written request", |b| {
+            b.iter(|| request(black_box(&slices).iter().copied()).len())
+        });
+        // the per-record half of ours runs on the tailer: parse alone, then parse + encode +
+        // request; their difference is our whole encoding cost
+        let source = Source::new("MAILSV01", kind, "x/171130.log");
+        g.bench_function("parse only", |b| {
+            b.iter(|| {
+                let mut n = 0u64;
+                parse_bytes(
+                    source.clone(),
+                    ParseOptions::default(),
+                    black_box(&data),
+                    &mut |r| n += r.offset,
+                );
+                n
+            })
+        });
+        g.bench_function("parse + hand-written records + request", |b| {
+            let mut buf = Vec::with_capacity(payload.len());
+            let mut cuts = Vec::with_capacity(ends.len());
+            b.iter(|| {
+                buf.clear();
+                cuts.clear();
+                parse_bytes(
+                    source.clone(),
+                    ParseOptions::default(),
+                    black_box(&data),
+                    &mut |r| {
+                        OtlpEncoder.encode_at(r, 1, &mut buf);
+                        cuts.push(buf.len());
+                    },
+                );
+                let mut start = 0;
+                request(cuts.iter().map(|&e| {
+                    let r = &buf[start..e];
+                    start = e;
+                    r
+                }))
+                .len()
+            })
+        });
+        g.bench_function("prost encode_to_vec only", |b| {
+            b.iter(|| black_box(&message).encode_to_vec().len())
+        });
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = lines_and_decode, parse_kinds, bulk_bodies, loki_protobuf
+    targets = lines_and_decode, parse_kinds, bulk_bodies, loki_protobuf, otlp_protobuf
 }
 criterion_main!(benches);

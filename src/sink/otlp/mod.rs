@@ -20,7 +20,7 @@
 //! Requests of one batch are sent one after another and retried where they failed, so a
 //! failure late in a batch does not send its first requests again.
 
-mod encode;
+pub mod encode;
 mod grpc;
 mod http_proto;
 mod tls;
