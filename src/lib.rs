@@ -19,3 +19,4 @@ pub mod record;
 pub mod retention;
 pub mod sink;
 pub mod tail;
+pub mod warn_limit;

@@ -407,7 +407,11 @@ fn start_checkpointer(
                             .checkpoint_written_ms
                             .store(crate::ack::now_ms(), Ordering::Relaxed),
                         Err(e) => {
-                            tracing::error!(error = %e, "cannot write checkpoint; will retry")
+                            static LIMIT: crate::warn_limit::Limited =
+                                crate::warn_limit::Limited::new(Duration::from_secs(60));
+                            if let Some(held) = LIMIT.check() {
+                                tracing::error!(error = %e, repeated = held, "cannot write checkpoint; will retry")
+                            }
                         }
                     }
                 }

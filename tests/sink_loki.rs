@@ -881,8 +881,9 @@ fn fake_probe_and_config_errors() {
         ),
         ("job = \"\"", "job"),
     ] {
-        let cfg = h.config_sinks("", "", &loki_sink(&fake.url, "/loki/api/v1/push", extra));
-        let e = epost_shipper::sink::Sink::new(&cfg.sinks[0], &h.state)
+        // refused when the config is loaded (exit 2 in every command)
+        let e = h
+            .try_config_sinks("", "", &loki_sink(&fake.url, "/loki/api/v1/push", extra))
             .err()
             .unwrap_or_else(|| panic!("{extra} accepted"))
             .to_string();

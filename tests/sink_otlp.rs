@@ -93,6 +93,14 @@ fn protocol(p: Proto) -> &'static str {
 /// A config whose only sink is OTLP to `endpoint`; small segments and batches, so that a few
 /// hundred records make many requests.
 fn otlp_config(h: &Harness, p: Proto, endpoint: &str, extra_sink: &str) -> Config {
+    h.config_sinks(
+        "",
+        "segment_max_records = 20",
+        &otlp_sink(p, endpoint, extra_sink),
+    )
+}
+
+fn otlp_sink(p: Proto, endpoint: &str, extra_sink: &str) -> String {
     let in_flight = if extra_sink.contains("max_in_flight") {
         ""
     } else {
@@ -113,7 +121,7 @@ request_timeout = "5s"
 "#,
         proto = protocol(p),
     );
-    h.config_sinks("", "segment_max_records = 20", &sink)
+    sink
 }
 
 fn dead_letters(h: &Harness) -> Vec<Value> {
@@ -586,11 +594,20 @@ fn config_errors_are_reported() {
             Err(e) => e.to_string(),
         }
     };
-    assert!(err("127.0.0.1:4317", Proto::Grpc, "").contains("scheme"));
-    assert!(err("http://c:4317/v1/logs", Proto::Grpc, "").contains("without a path"));
-    assert!(err("ftp://c", Proto::Http, "").contains("scheme"));
+    // refused when the config is loaded (exit 2 in every command), before any sink exists
+    let load_err = |endpoint: &str, p: Proto, extra: &str| match h.try_config_sinks(
+        "",
+        "",
+        &otlp_sink(p, endpoint, extra),
+    ) {
+        Ok(_) => panic!("{endpoint} {extra}: accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(load_err("127.0.0.1:4317", Proto::Grpc, "").contains("scheme"));
+    assert!(load_err("http://c:4317/v1/logs", Proto::Grpc, "").contains("without a path"));
+    assert!(load_err("ftp://c", Proto::Http, "").contains("scheme"));
     assert!(
-        err(
+        load_err(
             "http://c:4317",
             Proto::Grpc,
             "tls.cert_file = '/nonexistent'"

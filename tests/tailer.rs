@@ -472,10 +472,11 @@ fn a_stalled_sink_pauses_reading_with_bounded_memory() {
         text.push_str(&inlog_line(i, 30));
     }
     append(&p, &text);
-    // the sink's file cannot be created: every delivery fails and is retried
+    let cfg = h.config_with("", "queue_segments = 4\nsegment_max_bytes = \"16KiB\"");
+    // the sink's file cannot be created: every delivery fails and is retried (made after the
+    // config is loaded, which refuses a sink path that is a folder)
     std::fs::create_dir_all(h.out.parent().unwrap()).unwrap();
     std::fs::create_dir_all(&h.out).unwrap();
-    let cfg = h.config_with("", "queue_segments = 4\nsegment_max_bytes = \"16KiB\"");
     let run = h.start(cfg);
     let read = || {
         run.counters

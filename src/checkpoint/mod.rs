@@ -6,7 +6,7 @@
 //! used instead: the shipper never stops for it and never starts over from nothing.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -119,35 +119,61 @@ impl Store {
         }
         let cur = self.path();
         if cur.exists() {
-            std::fs::rename(&cur, self.prev_path())?;
+            crate::platform::rename_durable(&cur, &self.prev_path())?;
         }
-        std::fs::rename(&tmp, &cur)?;
-        crate::platform::sync_dir(&self.dir)
+        crate::platform::rename_durable(&tmp, &cur)
     }
 }
 
-/// `Ok(None)` if absent, `Err(reason)` if present but unusable.
-fn read_checked(path: &Path) -> Result<Option<Snapshot>, String> {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let text = String::from_utf8_lossy(&data);
+/// A checkpoint file larger than this is not read: a damaged file must not make the loader
+/// allocate without bound (a real one holds a few hundred bytes per log file).
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Why a checkpoint file's bytes are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("truncated (no checksum line)")]
+    NoChecksum,
+    #[error("checksum mismatch (torn or corrupted write)")]
+    Mismatch,
+    #[error("larger than {MAX_FILE_BYTES} bytes")]
+    TooLarge,
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The snapshot in a checkpoint file's bytes: the JSON body line, then `xxh3:<hex>` of it.
+pub fn decode_checked(data: &[u8]) -> Result<Snapshot, CheckpointError> {
+    let text = String::from_utf8_lossy(data);
     let mut lines = text.lines();
     let body = lines.next().unwrap_or("");
     let sum_line = lines.next().unwrap_or("");
     let want = sum_line
         .strip_prefix("xxh3:")
         .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        .ok_or_else(|| format!("{}: truncated (no checksum line)", path.display()))?;
+        .ok_or(CheckpointError::NoChecksum)?;
     if xxhash_rust::xxh3::xxh3_64(body.as_bytes()) != want {
-        return Err(format!(
-            "{}: checksum mismatch (torn or corrupted write)",
-            path.display()
-        ));
+        return Err(CheckpointError::Mismatch);
     }
-    serde_json::from_str(body)
+    Ok(serde_json::from_str(body)?)
+}
+
+/// `Ok(None)` if absent, `Err(reason)` if present but unusable.
+fn read_checked(path: &Path) -> Result<Option<Snapshot>, String> {
+    let mut data = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut data));
+    match read {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    let decoded = if u64::try_from(data.len()).unwrap_or(u64::MAX) > MAX_FILE_BYTES {
+        Err(CheckpointError::TooLarge)
+    } else {
+        decode_checked(&data)
+    };
+    decoded
         .map(Some)
         .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -51,11 +51,34 @@ pub fn run(a: BackfillArgs) -> Result<(), Failure> {
     };
     let result = pipeline::run(&config, plan, stop, counters.clone());
     done.store(true, Ordering::Relaxed);
-    let _ = reporter.join();
+    if reporter.join().is_err() {
+        // only the progress display died; what was shipped is what the pipeline says
+        tracing::error!("the progress reporter panicked");
+    }
     let summary = result.map_err(Failure::runtime)?;
     let lines = counters.lines.load(Ordering::Relaxed);
     let bytes = counters.bytes.load(Ordering::Relaxed);
-    if summary.caught_up {
+    let unreadable = std::mem::take(
+        &mut *counters
+            .unreadable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if summary.caught_up && !unreadable.is_empty() {
+        eprintln!(
+            "backfill finished: {} records from {lines} lines ({}) shipped and acknowledged, but {} file(s) could not be read:",
+            summary.records,
+            human_bytes(bytes),
+            unreadable.len()
+        );
+        for (path, why) in &unreadable {
+            eprintln!("  {}: {why}", path.display());
+        }
+        Err(Failure::runtime(anyhow!(
+            "{} log file(s) could not be read; fix their permissions and run backfill again",
+            unreadable.len()
+        )))
+    } else if summary.caught_up {
         eprintln!(
             "backfill complete: {} records from {lines} lines ({}) shipped and acknowledged",
             summary.records,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::Args;
+use epost_shipper::config::redact_text;
 use epost_shipper::discover::scan::scan;
 use epost_shipper::sink::Sink;
 
@@ -63,6 +64,18 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
         }
     }
 
+    // Every log file must be readable by whoever runs the shipper (the service account):
+    // opened as the tailer opens it and read. Taken from the walk rather than the scan,
+    // which leaves out what it cannot even stat (a dangling link).
+    let unreadable = unreadable_files(&config.source.workdirs, &config.source.kinds);
+    if !unreadable.is_empty() {
+        ok = false;
+        println!("unreadable log files: {}", unreadable.len());
+        for (path, why) in &unreadable {
+            println!("  {}: {why}", path.display());
+        }
+    }
+
     // every sink, probed
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -72,7 +85,12 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
         let sink = match Sink::new(s, &config.source.state_dir) {
             Ok(k) => k,
             Err(e) => {
-                println!("sink {} ({}): FAILED: {e}", s.name, s.config.type_name());
+                println!(
+                    "sink {} ({}): FAILED: {}",
+                    s.name,
+                    s.config.type_name(),
+                    redact_text(&e.to_string())
+                );
                 ok = false;
                 continue;
             }
@@ -85,10 +103,15 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
                 "sink {} ({}): OK, {}",
                 s.name,
                 s.config.type_name(),
-                p.server
+                redact_text(&p.server)
             ),
             Ok(Err(e)) => {
-                println!("sink {} ({}): FAILED: {e}", s.name, s.config.type_name());
+                println!(
+                    "sink {} ({}): FAILED: {}",
+                    s.name,
+                    s.config.type_name(),
+                    redact_text(&e.to_string())
+                );
                 ok = false;
             }
             Err(_) => {
@@ -107,4 +130,39 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
     } else {
         Err(Failure::runtime(anyhow!("some checks failed (see above)")))
     }
+}
+
+/// The log files of the work folders that cannot be opened and read, with the OS error.
+fn unreadable_files(
+    workdirs: &[PathBuf],
+    kinds: &[epost_shipper::kind::Kind],
+) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for w in workdirs {
+        // a folder that cannot be listed is reported by the scan above
+        let Ok(files) = epost_shipper::discover::walk(w) else {
+            continue;
+        };
+        for f in files {
+            if !kinds.contains(&f.kind) || f.file_name().to_ascii_lowercase().ends_with(".gz") {
+                continue;
+            }
+            if let Err(why) = readable(&f.path) {
+                out.push((f.path, why));
+            }
+        }
+    }
+    out
+}
+
+fn readable(path: &std::path::Path) -> Result<(), String> {
+    use std::io::Read;
+    // not a regular file (a FIFO would block the open): the tailer cannot read it either
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut f = epost_shipper::platform::open_shared(path).map_err(|e| e.to_string())?;
+    f.read(&mut [0u8; 1]).map_err(|e| e.to_string())?;
+    Ok(())
 }

@@ -49,6 +49,7 @@ pub fn run(a: ParseArgs) -> Result<(), Failure> {
         encoding: a.encoding,
         zone: a.timezone,
         redact: !a.no_redact,
+        ..ParseOptions::default()
     };
     let inputs = plan(&a).map_err(Failure::usage)?;
     let stdout = io::stdout();
@@ -211,24 +212,27 @@ fn parse_pair(
         .path
         .as_ref()
         .ok_or_else(|| anyhow!("viruslog pairs cannot be read from stdin"))?;
-    let rcp = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    // as the tailer does: the envelope read up to max_record_bytes, the .MSG streamed
+    let (rcp, truncated) = quarantine::read_rcp_file(path, options.max_record_bytes)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
     let mtime = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64);
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let msg_path = discover::message_of(path);
-    let msg_bytes = match &msg_path {
-        Some(p) => {
-            Some(std::fs::read(p).with_context(|| format!("cannot read `{}`", p.display()))?)
-        }
+    let summary = match &msg_path {
+        Some(p) => Some(
+            quarantine::summarize_file(p, options.encoding)
+                .with_context(|| format!("cannot read `{}`", p.display()))?,
+        ),
         None => None,
     };
     let msg_shown = msg_path.as_ref().map(|p| p.to_string_lossy().into_owned());
-    let msg = match (&msg_shown, &msg_bytes) {
-        (Some(p), Some(b)) => Some(quarantine::Message { path: p, bytes: b }),
+    let msg = match (&msg_shown, summary) {
+        (Some(p), Some(s)) => Some((p.as_str(), s)),
         _ => None,
     };
-    quarantine::record(&input.source, options, &rcp, mtime, msg, emit);
+    quarantine::record_summarized(&input.source, options, &rcp, truncated, mtime, msg, emit);
     Ok(())
 }

@@ -147,7 +147,13 @@ mod windows {
             .with_context(|| format!("cannot open the service log `{}`", log_path.display()))
             .map_err(Failure::runtime)?;
         init_file_logging(file, log_level, log_format)?;
-        super::install_panic_hook();
+        // loaded before the log existed: its warnings (credentials over http://) go there now
+        if let Ok(c) = &loaded {
+            for w in &c.warnings {
+                tracing::warn!("{w}");
+            }
+        }
+        crate::cli::install_panic_hook();
 
         let stop_wait = match &loaded {
             Ok(c) => c.pipeline.shutdown_timeout.0 + Duration::from_secs(15),

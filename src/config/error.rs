@@ -64,15 +64,17 @@ impl ConfigError {
         hint: Option<String>,
     ) -> ConfigError {
         let (line, column) = line_col(text, span.start);
+        // The line is shown under the error: a credential on it (a misspelt `pasword`, a URL
+        // with `user:pass@`) must not be printed with it.
         let snippet = (!span.is_empty() || span.start > 0)
-            .then(|| text.lines().nth(line - 1).map(str::to_string))
+            .then(|| text.lines().nth(line - 1).map(super::redact::redact_line))
             .flatten();
         ConfigError::At(Box::new(Located {
             file: file.to_path_buf(),
             line,
             column,
             key: key.to_string(),
-            message,
+            message: super::redact::redact_text(&message),
             hint,
             snippet,
         }))
@@ -80,7 +82,14 @@ impl ConfigError {
 
     /// Turns a TOML/serde error into a located one. Unknown keys get the closest known key as
     /// a hint; the span is narrowed to the key's own line when the error points at a table.
-    pub(super) fn from_toml(file: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    /// `sink` is the 1-based number of the `[[sink]]` table the error is in (keys are then
+    /// `sink[N].key`).
+    pub(super) fn from_toml(
+        file: &Path,
+        text: &str,
+        e: &toml::de::Error,
+        sink: Option<usize>,
+    ) -> ConfigError {
         let msg = e.message().trim().to_string();
         let mut span = e.span().unwrap_or(0..0);
         let quoted = backticked(&msg);
@@ -113,11 +122,43 @@ impl ConfigError {
         } else if msg.starts_with("missing field") {
             key = quoted.first().cloned().unwrap_or_default();
         }
-        if key.is_empty() {
-            key = key_on_line(text, span.start).unwrap_or_else(|| "(document)".into());
+        if hint.is_none() {
+            hint = value_hint(&msg);
         }
-        key = qualify(text, span.start, &key);
+        if key.is_empty() {
+            key = key_on_line(text, span.start)
+                .or_else(|| header_on_line(text, span.start))
+                .unwrap_or_else(|| "(document)".into());
+        }
+        key = match sink {
+            Some(n) => qualify_sink(text, span.start, &key, n),
+            None => qualify(text, span.start, &key),
+        };
         ConfigError::at(file, text, span, &key, msg, hint)
+    }
+}
+
+/// A hint for the value errors of `units` (and serde's own type errors).
+fn value_hint(msg: &str) -> Option<String> {
+    if msg.contains("duration") || msg.contains("(use ms, s, m, h or d)") {
+        Some(
+            "a duration is a number and a unit: ms, s, m, h or d (e.g. \"500ms\", \"30s\", \"7d\")"
+                .into(),
+        )
+    } else if msg.contains("not a size")
+        || msg.contains("too large a size")
+        || msg.contains("(use B, KiB")
+    {
+        Some("a size is a number and a unit: B, KiB, MiB or GiB (e.g. \"512KiB\", \"5MiB\")".into())
+    } else if msg.contains("is negative") || msg.contains("integer `-") {
+        Some("give a whole number of 0 or more".into())
+    } else if msg.contains("duplicate key") {
+        Some("a key, or a [table], may appear only once; merge the two".into())
+    } else if msg.starts_with("invalid type") {
+        msg.rsplit_once("expected ")
+            .map(|(_, want)| format!("give {want}"))
+    } else {
+        None
     }
 }
 
@@ -184,21 +225,74 @@ fn key_on_line(text: &str, pos: usize) -> Option<String> {
     (!k.is_empty() && !k.starts_with('[')).then(|| k.to_string())
 }
 
-/// Prefixes the key with its table: `source.workdri`, `sink.url`.
+/// The table named on the line at `pos` (`[source]` → `source`), for errors about a table.
+fn header_on_line(text: &str, pos: usize) -> Option<String> {
+    let pos = pos.min(text.len());
+    let start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?.trim();
+    line.starts_with('[')
+        .then(|| {
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string()
+        })
+        .filter(|t| !t.is_empty())
+}
+
+/// The text up to the end of the line at `pos`: a header on that line (an error about a
+/// table points at its header) is the table the key is in.
+fn through_line(text: &str, pos: usize) -> &str {
+    let pos = pos.min(text.len());
+    let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+    &text[..end]
+}
+
+/// Prefixes the key with its table: `source.workdri`, `pipeline.queue_segments`.
 fn qualify(text: &str, pos: usize, key: &str) -> String {
     if key.contains('.') || key.starts_with('(') {
         return key.to_string();
     }
-    let pos = pos.min(text.len());
-    let table = text[..pos]
+    let table = through_line(text, pos)
         .lines()
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    if table.as_deref() == Some("sink") || table.as_deref().is_some_and(|t| t.starts_with("sink."))
+    {
+        // inside the N-th `[[sink]]` table (a syntax error there is found before the sinks
+        // are read one by one)
+        let n = through_line(text, pos)
+            .lines()
+            .filter(|l| l.trim().replace(' ', "") == "[[sink]]")
+            .count()
+            .max(1);
+        return qualify_sink(text, pos, key, n);
+    }
     match table {
         Some(t) if !t.is_empty() && t != key => format!("{t}.{key}"),
         _ => key.to_string(),
+    }
+}
+
+/// `sink[N].key`, or `sink[N].tls.key` under a `[sink.tls]` header.
+fn qualify_sink(text: &str, pos: usize, key: &str, n: usize) -> String {
+    if key.starts_with('(') || key.is_empty() {
+        return format!("sink[{n}]");
+    }
+    let header = through_line(text, pos)
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    match header.as_deref().and_then(|h| h.strip_prefix("sink.")) {
+        // `[sink.tls]` in a sink without TLS: the unknown key is `tls` itself
+        Some(sub) if sub == key || sub.starts_with(&format!("{key}.")) => {
+            format!("sink[{n}].{key}")
+        }
+        Some(sub) if !key.contains('.') => format!("sink[{n}].{sub}.{key}"),
+        _ => format!("sink[{n}].{key}"),
     }
 }
 

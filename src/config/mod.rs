@@ -2,8 +2,10 @@
 //! work folder and one sink. Errors name the file, line, column and key, with a hint.
 
 mod error;
+mod redact;
 mod sinks;
 mod units;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,8 +14,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use error::{ConfigError, Located};
+pub use redact::{display_url, redact_text};
 pub use sinks::*;
 pub use units::{ByteSize, HumanDuration};
+pub use validate::valid_sink_name;
 
 use crate::decode::Encoding;
 use crate::kind::Kind;
@@ -25,8 +29,10 @@ struct RawConfig {
     source: Spanned<RawSource>,
     #[serde(default)]
     pipeline: Pipeline,
+    // `[[sink]]` tables are taken out of the document before and read one by one (see
+    // `SinkConfig::from_table`); the field is here for the "known keys" of an unknown one.
     #[serde(default, rename = "sink")]
-    sinks: Vec<Spanned<SinkConfig>>,
+    _sinks: Option<toml::Value>,
     #[serde(default)]
     retention: Retention,
     #[serde(default)]
@@ -142,6 +148,9 @@ pub struct Pipeline {
     pub segment_max_records: usize,
     pub checkpoint_interval: HumanDuration,
     pub shutdown_timeout: HumanDuration,
+    /// The largest single record (a multi-line record that grows past it is shipped with
+    /// `epost.truncated: true` and a new one begins).
+    pub max_record_bytes: ByteSize,
 }
 
 impl Default for Pipeline {
@@ -152,6 +161,7 @@ impl Default for Pipeline {
             segment_max_records: 2000,
             checkpoint_interval: HumanDuration(Duration::from_secs(1)),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+            max_record_bytes: ByteSize(1 << 20),
         }
     }
 }
@@ -214,21 +224,41 @@ pub struct Config {
     pub sinks: Vec<NamedSink>,
     pub retention: Retention,
     pub metrics: Metrics,
+    /// Things that work but should not be so (credentials over plain `http://`), one line
+    /// each. `load` logs them; `check` and `run` show them the same way.
+    pub warnings: Vec<String>,
 }
 
 impl Config {
     /// Reads and validates `path`. Relative paths inside are relative to the file's folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            file: path.to_path_buf(),
-            error: e,
-        })?;
-        Config::from_str(path, &text)
+        let text = read_limited(path, MAX_CONFIG_BYTES)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                })
+            })
+            .map_err(|e| ConfigError::Io {
+                file: path.to_path_buf(),
+                error: e,
+            })?;
+        let config = Config::from_str(path, &text)?;
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(config)
     }
 
     pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::from_toml(path, text, &e))?;
+        let mut doc = toml::de::DeTable::parse(text)
+            .map_err(|e| ConfigError::from_toml(path, text, &e, None))?;
+        // Where every key and value stands (`source.poll_interval`, `sink[2].url`), for the
+        // checks made after deserializing.
+        let spans = validate::Spans::collect(doc.get_ref());
+        let sink_tables = doc.get_mut().remove("sink");
+        let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc))
+            .map_err(|e| ConfigError::from_toml(path, text, &e, None))?;
+        let raw_sinks = read_sinks(path, text, sink_tables)?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -238,8 +268,14 @@ impl Config {
             |span: std::ops::Range<usize>, key: &str, message: String, hint: Option<String>| {
                 ConfigError::at(path, text, span, key, message, hint)
             };
+        let v = validate::Validator {
+            file: path,
+            text,
+            spans: &spans,
+        };
         let src_span = raw.source.span();
         let s = raw.source.into_inner();
+        v.source(&s)?;
 
         let mut workdirs = Vec::new();
         let mut wd_span = src_span.clone();
@@ -270,7 +306,18 @@ impl Config {
                         "mail work folder `{}` does not exist or is not a folder",
                         p.display()
                     ),
-                    None,
+                    Some("give the folder E-Post writes its logs to (a share must be reachable by the shipper's account)".into()),
+                ));
+            }
+            // the same folder twice would ship every record twice (under two paths)
+            if dirs.iter().any(|d: &PathBuf| {
+                validate::same_path(&validate::normalise(d), &validate::normalise(&p))
+            }) {
+                return Err(at(
+                    wd_span.clone(),
+                    "source.workdirs",
+                    format!("mail work folder `{}` is listed twice", p.display()),
+                    Some("list each folder once".into()),
                 ));
             }
             dirs.push(p);
@@ -305,7 +352,12 @@ impl Config {
                 .get_ref()
                 .parse()
                 .map_err(|e: crate::decode::UnknownEncoding| {
-                    at(s.encoding.span(), "source.encoding", e.to_string(), None)
+                    at(
+                        s.encoding.span(),
+                        "source.encoding",
+                        e.to_string(),
+                        Some("one of: cp932, utf-8, auto".into()),
+                    )
                 })?
         };
         let zone = if s.timezone.get_ref().is_empty() {
@@ -315,7 +367,12 @@ impl Config {
                 .get_ref()
                 .parse()
                 .map_err(|e: crate::parse::time::UnknownZone| {
-                    at(s.timezone.span(), "source.timezone", e.to_string(), None)
+                    at(
+                        s.timezone.span(),
+                        "source.timezone",
+                        e.to_string(),
+                        Some("an IANA zone such as \"Asia/Tokyo\", or \"local\"".into()),
+                    )
                 })?
         };
         let (state_dir, sd_span) = match &s.state_dir {
@@ -330,12 +387,12 @@ impl Config {
                     "state folder `{}` is not writable: {e}",
                     state_dir.display()
                 ),
-                None,
+                Some("give a folder the shipper's account can write, or leave `state_dir` out for the default".into()),
             ));
         }
         let host = (!s.host.eq_ignore_ascii_case("auto") && !s.host.is_empty()).then_some(s.host);
 
-        if raw.sinks.is_empty() {
+        if raw_sinks.is_empty() {
             return Err(ConfigError::at(
                 path,
                 text,
@@ -346,37 +403,26 @@ impl Config {
             ));
         }
         let mut sinks: Vec<NamedSink> = Vec::new();
-        for (i, sp) in raw.sinks.into_iter().enumerate() {
-            let span = sp.span();
-            let mut cfg = sp.into_inner();
+        for (i, mut cfg) in raw_sinks.into_iter().enumerate() {
+            let n = i + 1;
+            // the default name is `<type>-<N>`, N counting `[[sink]]` tables from 1 as the
+            // `sink[N]` of error messages does
             let name = cfg
                 .name()
                 .map(str::to_string)
-                .unwrap_or_else(|| format!("{}-{}", cfg.type_name(), i + 1));
-            if sinks.iter().any(|s| s.name == name) {
-                return Err(at(
-                    span,
-                    "sink.name",
-                    format!("two sinks are named `{name}`"),
-                    None,
-                ));
-            }
+                .unwrap_or_else(|| format!("{}-{n}", cfg.type_name()));
+            v.sink_name(n, &name, &sinks)?;
             if let SinkConfig::File(f) = &mut cfg {
                 f.path = resolve(&base, &f.path.to_string_lossy());
             }
+            v.sink(n, &mut cfg)?;
             sinks.push(NamedSink { name, config: cfg });
         }
-        let p = &raw.pipeline;
-        if p.queue_segments == 0 || p.segment_max_records == 0 || p.segment_max_bytes.0 < 4096 {
-            return Err(ConfigError::at(
-                path,
-                text,
-                0..0,
-                "pipeline",
-                "queue_segments and segment_max_records must be at least 1, segment_max_bytes at least 4 KiB".into(),
-                None,
-            ));
-        }
+        v.file_paths(&sinks, &state_dir)?;
+        v.pipeline(&raw.pipeline)?;
+        v.retention(&raw.retention)?;
+        v.metrics(&raw.metrics)?;
+        let warnings = validate::warnings(&sinks);
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -394,18 +440,102 @@ impl Config {
                 partial_line_timeout: s.partial_line_timeout.0,
                 multiline_timeout: s.multiline_timeout.0,
                 close_inactive: s.close_inactive.0,
-                max_open_files: s.max_open_files.max(4),
+                max_open_files: s.max_open_files,
                 viruslog_settle: s.viruslog_settle.0,
             },
             pipeline: raw.pipeline,
             sinks,
             retention: raw.retention,
             metrics: raw.metrics,
+            warnings,
         })
     }
 }
 
-fn resolve(base: &Path, p: &str) -> PathBuf {
+/// The `[[sink]]` tables, each read on its own so that an error in one names its line and
+/// `sink[N].key`.
+fn read_sinks(
+    path: &Path,
+    text: &str,
+    tables: Option<Spanned<toml::de::DeValue<'_>>>,
+) -> Result<Vec<SinkConfig>, ConfigError> {
+    use toml::de::DeValue;
+    let Some(tables) = tables else {
+        return Ok(Vec::new());
+    };
+    let span = tables.span();
+    let DeValue::Array(mut list) = tables.into_inner() else {
+        return Err(ConfigError::at(
+            path,
+            text,
+            span,
+            "sink",
+            "`sink` must be a list of tables".into(),
+            Some("write each sink as a `[[sink]]` table (two brackets)".into()),
+        ));
+    };
+    let mut out = Vec::new();
+    for (i, slot) in list.iter_mut().enumerate() {
+        let n = i + 1;
+        let mut table = std::mem::replace(slot, Spanned::new(0..0, DeValue::Boolean(false)));
+        let span = table.span();
+        let DeValue::Table(t) = table.get_mut() else {
+            return Err(ConfigError::at(
+                path,
+                text,
+                span,
+                &format!("sink[{n}]"),
+                "a sink must be a table".into(),
+                Some("write each sink as a `[[sink]]` table".into()),
+            ));
+        };
+        let Some(ty) = t.remove("type") else {
+            return Err(ConfigError::at(
+                path,
+                text,
+                span,
+                &format!("sink[{n}].type"),
+                "missing field `type`".into(),
+                Some(format!(
+                    "add `type = \"...\"`, one of: {}",
+                    SinkConfig::TYPES.join(", ")
+                )),
+            ));
+        };
+        let ty_span = ty.span();
+        let Some(ty_name) = ty.get_ref().as_str().map(str::to_string) else {
+            return Err(ConfigError::at(
+                path,
+                text,
+                ty_span,
+                &format!("sink[{n}].type"),
+                "`type` must be a string".into(),
+                Some(format!("one of: {}", SinkConfig::TYPES.join(", "))),
+            ));
+        };
+        match SinkConfig::from_table(&ty_name, table) {
+            Some(Ok(cfg)) => out.push(cfg),
+            Some(Err(e)) => return Err(ConfigError::from_toml(path, text, &e, Some(n))),
+            None => {
+                return Err(ConfigError::at(
+                    path,
+                    text,
+                    ty_span,
+                    &format!("sink[{n}].type"),
+                    format!("unknown sink type `{ty_name}`"),
+                    error::closest(&ty_name, SinkConfig::TYPES.iter().copied())
+                        .map(|c| format!("did you mean `{c}`?"))
+                        .or_else(|| {
+                            Some(format!("expected one of: {}", SinkConfig::TYPES.join(", ")))
+                        }),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
     let path = Path::new(p);
     if path.is_absolute() || crate::platform::is_absolute_windows(p) {
         path.to_path_buf()
@@ -435,6 +565,31 @@ fn clean(p: &Path) -> PathBuf {
         return PathBuf::from(".");
     }
     out.iter().collect()
+}
+
+/// A config file is a few KiB; `--config /dev/zero` must not eat the memory.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Reads a regular file of at most `max` bytes. Files named by a config (the config itself,
+/// `file:` secrets, certificates) are untrusted: a FIFO would block the read and a device
+/// such as `/dev/zero` would never end.
+pub fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {}", ByteSize(max)),
+        ));
+    }
+    Ok(out)
 }
 
 fn check_writable(dir: &Path) -> std::io::Result<()> {

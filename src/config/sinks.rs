@@ -41,6 +41,39 @@ impl SinkConfig {
         }
     }
 
+    /// The keys shared by the network sinks; `None` for file and stdout.
+    pub fn network(&self) -> Option<NetworkKeys<'_>> {
+        match self {
+            SinkConfig::File(_) | SinkConfig::Stdout(_) => None,
+            SinkConfig::Elasticsearch(s) => Some(s.network()),
+            SinkConfig::Loki(s) => Some(s.network()),
+            SinkConfig::Otlp(s) => Some(s.network()),
+        }
+    }
+
+    /// The `type` values, in the order the README lists them.
+    pub const TYPES: [&'static str; 5] = ["file", "stdout", "elasticsearch", "loki", "otlp"];
+
+    /// Reads one `[[sink]]` table whose `type` was already taken out. The table is read by
+    /// its own type's deserializer, not through serde's internally tagged enum, which buffers
+    /// the table and loses every position inside it.
+    pub(super) fn from_table(
+        ty: &str,
+        table: toml::Spanned<toml::de::DeValue<'_>>,
+    ) -> Option<Result<SinkConfig, toml::de::Error>> {
+        let de = toml::de::ValueDeserializer::from(table);
+        Some(match ty {
+            "file" => FileSink::deserialize(de).map(SinkConfig::File),
+            "stdout" => StdoutSink::deserialize(de).map(SinkConfig::Stdout),
+            "elasticsearch" => {
+                ElasticsearchSink::deserialize(de).map(|s| SinkConfig::Elasticsearch(Box::new(s)))
+            }
+            "loki" => LokiSink::deserialize(de).map(|s| SinkConfig::Loki(Box::new(s))),
+            "otlp" => OtlpSink::deserialize(de).map(|s| SinkConfig::Otlp(Box::new(s))),
+            _ => return None,
+        })
+    }
+
     /// How records are grouped into requests.
     pub fn batch(&self) -> BatchPolicy {
         match self {
@@ -97,6 +130,20 @@ macro_rules! network_sink {
         }
 
         impl $name {
+            pub fn network(&self) -> NetworkKeys<'_> {
+                NetworkKeys {
+                    batch: BatchKeys {
+                        batch_max_events: self.batch_max_events,
+                        batch_max_bytes: self.batch_max_bytes,
+                        batch_timeout: self.batch_timeout,
+                        max_in_flight: self.max_in_flight,
+                    },
+                    request_timeout: self.request_timeout,
+                    headers: &self.headers,
+                    tls: &self.tls,
+                }
+            }
+
             pub fn batch(&self) -> BatchPolicy {
                 BatchKeys {
                     batch_max_events: self.batch_max_events,
@@ -108,6 +155,15 @@ macro_rules! network_sink {
             }
         }
     };
+}
+
+/// The keys every network sink has, for validation.
+#[derive(Debug, Clone)]
+pub struct NetworkKeys<'a> {
+    pub batch: BatchKeys,
+    pub request_timeout: HumanDuration,
+    pub headers: &'a BTreeMap<String, Secret>,
+    pub tls: &'a TlsKeys,
 }
 
 /// The batching keys of a network sink.
@@ -189,7 +245,13 @@ impl Secret {
                 .map(Secret)
                 .map_err(|_| format!("environment variable `{name}` is not set"))
         } else if let Some(path) = raw.strip_prefix("file:") {
-            std::fs::read_to_string(path)
+            // a secret is a line; 64 KiB bounds what a wrong path (a log, a device) can cost
+            super::read_limited(std::path::Path::new(path), 64 << 10)
+                .and_then(|b| {
+                    String::from_utf8(b).map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                    })
+                })
                 .map(|s| Secret(s.trim().to_string()))
                 .map_err(|e| format!("cannot read secret file `{path}`: {e}"))
         } else {

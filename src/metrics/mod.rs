@@ -85,6 +85,19 @@ impl Metrics {
             "# HELP epost_open_files Log files held open.\n# TYPE epost_open_files gauge\nepost_open_files {}",
             t.open_files.load(Ordering::Relaxed)
         );
+        let unreadable = t
+            .unreadable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        let _ = writeln!(
+            o,
+            "# HELP epost_files_waiting_for_handle Files with data to read waiting for a handle (max_open_files in use).\n# TYPE epost_files_waiting_for_handle gauge\nepost_files_waiting_for_handle {}\n\
+             # HELP epost_file_handle_wait_seconds How long the file waiting longest for a handle has waited.\n# TYPE epost_file_handle_wait_seconds gauge\nepost_file_handle_wait_seconds {}\n\
+             # HELP epost_files_unreadable Log files that cannot be opened or read.\n# TYPE epost_files_unreadable gauge\nepost_files_unreadable {unreadable}",
+            t.files_waiting.load(Ordering::Relaxed),
+            t.longest_wait_secs.load(Ordering::Relaxed),
+        );
         let sinks = self.tracker.sink_states();
         let mut lines = [
             (
@@ -213,63 +226,91 @@ impl Metrics {
                 bad.push(name.clone());
             }
         }
-        if bad.is_empty() {
+        let mut why = Vec::new();
+        if !bad.is_empty() {
+            why.push(format!(
+                "no acknowledgement recently from: {}",
+                bad.join(", ")
+            ));
+        }
+        // files that cannot get a handle are not read at all: as bad as a stuck sink
+        let wait = self.tail.longest_wait_secs.load(Ordering::Relaxed);
+        if wait > self.health_window.as_secs() {
+            why.push(format!(
+                "files have waited {wait} s for a file handle: raise max_open_files"
+            ));
+        }
+        if why.is_empty() {
             (true, "ok\n".into())
         } else {
-            (
-                false,
-                format!("no acknowledgement recently from: {}\n", bad.join(", ")),
-            )
+            (false, format!("{}\n", why.join("; ")))
         }
     }
 }
 
-/// Serves `/metrics` and `/health` on `listener` until the task is aborted.
+/// At most this many scrapes are served at once; more connections are closed at once. A
+/// scraper needs one; 100 slow clients on a host with 64 descriptors starved the checkpoint
+/// writer of descriptors with the hand-written server this replaces.
+const MAX_CONNECTIONS: usize = 8;
+/// A client must send its request head within this, and the whole exchange ends within
+/// `EXCHANGE_DEADLINE`: a client that opens and stays silent holds nothing for long.
+const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+const EXCHANGE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Serves `/metrics` and `/health` on `listener` (HTTP/1.1 by hyper) until the task is aborted.
 pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let mut conn = match listener.accept().await {
+        let stream = match listener.accept().await {
             Ok((c, _)) => c,
             Err(e) => {
                 // out of descriptors and the like: retrying at once would spin a core
-                tracing::debug!(error = %e, "metrics: accept failed");
+                static LIMIT: crate::warn_limit::Limited =
+                    crate::warn_limit::Limited::new(Duration::from_secs(60));
+                if let Some(held) = LIMIT.check() {
+                    tracing::warn!(error = %e, repeated = held, "metrics: cannot accept a connection");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            // The request head may come in several packets: read up to its blank line, so
-            // the path is whole and the answer does not race the client's last writes.
-            let mut buf = vec![0u8; 4096];
-            let mut n = 0;
-            while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf[n..])).await {
-                    Ok(Ok(0)) => break,
-                    Ok(Ok(k)) => n += k,
-                    _ => return,
-                }
-            }
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let path = req.split(' ').nth(1).unwrap_or("/");
-            let (status, ctype, body) = match path {
-                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                "/health" => match metrics.health() {
-                    (true, b) => ("200 OK", "text/plain", b),
-                    (false, b) => ("503 Service Unavailable", "text/plain", b),
-                },
-                _ => (
-                    "404 Not Found",
-                    "text/plain",
-                    "try /metrics or /health\n".into(),
-                ),
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all(head.as_bytes()).await;
-            let _ = conn.write_all(body.as_bytes()).await;
+            let _permit = permit;
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let answer = respond(&metrics, req.uri().path());
+                    async move { Ok::<_, std::convert::Infallible>(answer) }
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEAD_DEADLINE)
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // an error here is the client's (a bad request, a reset): nothing to do
+            let _ = tokio::time::timeout(EXCHANGE_DEADLINE, conn).await;
         });
     }
+}
+
+fn respond(metrics: &Metrics, path: &str) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let (status, ctype, body) = match path {
+        "/metrics" => (200, "text/plain; version=0.0.4", metrics.render()),
+        "/health" => match metrics.health() {
+            (true, b) => (200, "text/plain", b),
+            (false, b) => (503, "text/plain", b),
+        },
+        _ => (404, "text/plain", "try /metrics or /health\n".into()),
+    };
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    r
 }

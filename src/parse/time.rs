@@ -22,7 +22,9 @@ impl Timestamp {
         thread_local! {
             static DAY: Cell<(i64, [u8; 10])> = const { Cell::new((i64::MIN, [0; 10])) };
         }
-        let local_ms = self.unix_ms + i64::from(self.offset_secs) * 1000;
+        let local_ms = self
+            .unix_ms
+            .saturating_add(i64::from(self.offset_secs) * 1000);
         let day = local_ms.div_euclid(86_400_000);
         let (cached, mut date) = DAY.get();
         if cached != day {
@@ -30,6 +32,7 @@ impl Timestamp {
             if !(0..=9999).contains(&y) {
                 return self.write_full(out);
             }
+            // 0..=9999, checked just above
             put_digits(&mut date[0..4], y as u32);
             date[4] = b'-';
             put_digits(&mut date[5..7], m);
@@ -37,6 +40,7 @@ impl Timestamp {
             put_digits(&mut date[8..10], d);
             DAY.set((day, date));
         }
+        // rem_euclid: 0..86_400_000, fits a u32
         let ms_of_day = local_ms.rem_euclid(86_400_000) as u32;
         let secs = ms_of_day / 1000;
         let mut b = *b"0000-00-00T00:00:00.000+00:00";
@@ -72,7 +76,9 @@ impl Timestamp {
     }
 
     fn write_full(&self, out: &mut Vec<u8>) {
-        let local_ms = self.unix_ms + i64::from(self.offset_secs) * 1000;
+        let local_ms = self
+            .unix_ms
+            .saturating_add(i64::from(self.offset_secs) * 1000);
         let days = local_ms.div_euclid(86_400_000);
         let ms_of_day = local_ms.rem_euclid(86_400_000);
         let (y, m, d) = civil_from_days(days);
@@ -137,6 +143,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let y = yoe + era * 400;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    // day 1..=31 and month 1..=12 by construction of the algorithm
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
@@ -204,8 +211,10 @@ pub struct LocalTime {
 
 impl LocalTime {
     fn local_ms(&self) -> i64 {
+        // i64 throughout: the fields are public, and u32 arithmetic on them could overflow.
         self.date.days() * 86_400_000
-            + i64::from(self.hour * 3600 + self.minute * 60 + self.second) * 1000
+            + (i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second))
+                * 1000
             + i64::from(self.milli)
     }
 }
@@ -378,7 +387,7 @@ pub fn parse_epost_time(s: &str) -> Option<LocalTime> {
     }
     let day = two(&b[0..2])?;
     let month = month_from_abbr(&b[3..6])?;
-    let year = digits(&b[7..11])? as i32;
+    let year = i32::try_from(digits(&b[7..11])?).ok()?;
     let hour = two(&b[12..14])?;
     let minute = two(&b[15..17])?;
     let second = two(&b[18..20])?;
@@ -428,7 +437,7 @@ pub fn date_from_file_name(name: &str) -> Option<(Date, Option<u32>)> {
     if b.len() != 6 && !(b.len() == 9 && b[6] == b'_') {
         return None;
     }
-    let yy = two(&b[0..2])? as i32;
+    let yy = i32::try_from(two(&b[0..2])?).ok()?;
     let year = if yy < 70 { 2000 + yy } else { 1900 + yy };
     let date = Date::new(year, two(&b[2..4])?, two(&b[4..6])?)?;
     let hour = if b.len() == 9 {

@@ -107,8 +107,24 @@ async fn ctrl_c() {
     }
 }
 
-/// Makes a rename durable: on Unix the folder entry must be fsynced too. Windows has no
-/// equivalent (and `MoveFileEx` with write-through is what `rename` uses).
+/// Renames `from` to `to` (replacing it) so that the rename survives a power cut once this
+/// returns: on Unix the folder entry is fsynced after the rename; on Windows `MoveFileExW` with
+/// `MOVEFILE_WRITE_THROUGH` does not return until the move is on disk (plain `rename` does not
+/// ask for that).
+pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(windows)]
+    {
+        windows::move_write_through(from, to)
+    }
+    #[cfg(not(windows))]
+    {
+        std::fs::rename(from, to)?;
+        sync_dir(to.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+/// Makes the folder's entries durable (Unix: fsync of the folder). Windows has no such call:
+/// [`rename_durable`] covers it there.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {

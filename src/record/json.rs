@@ -120,7 +120,7 @@ pub fn write_record(rec: &Record<'_>, id: &HexId, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"outcome\":\"");
     out.extend_from_slice(rec.outcome.as_str().as_bytes());
     out.extend_from_slice(rec.source.json.after_outcome.as_bytes());
-    write_int(out, rec.offset as i64);
+    write_int(out, i64::try_from(rec.offset).unwrap_or(i64::MAX));
     out.push(b'}');
     let mut nest = Nester::new(false);
     rec.visit_fields(&mut |name, value| nest.field(out, name, value));

@@ -117,6 +117,9 @@ pub struct Record<'a> {
     pub parse_error: Option<Cow<'static, str>>,
     /// Bytes that were not valid in the file's encoding were replaced with U+FFFD.
     pub decode_error: bool,
+    /// The record was cut at `max_record_bytes` (`epost.truncated`): its text goes on in the
+    /// next record, or (viruslog) the `.RCP` file was longer.
+    pub truncated: bool,
     pub fields: Fields<'a>,
 }
 
@@ -171,7 +174,10 @@ impl<'a> Record<'a> {
         f(n!("event", "outcome"), Value::Str(self.outcome.as_str()));
         f(n!("host", "name"), Value::Str(&self.source.host));
         f(n!("log", "file", "path"), Value::Str(&self.source.path));
-        f(n!("log", "offset"), Value::Int(self.offset as i64));
+        f(
+            n!("log", "offset"),
+            Value::Int(i64::try_from(self.offset).unwrap_or(i64::MAX)),
+        );
         self.visit_fields(f);
     }
 
@@ -215,7 +221,11 @@ impl<'a> Record<'a> {
         opt!(n!("tls", "established"), x.tls_established, Bool);
         opt_str!(n!("error", "message"), &x.error_message);
         opt_str!(n!("file", "path"), &x.file_path);
-        opt!(n!("file", "size"), x.file_size.map(|v| v as i64), Int);
+        opt!(
+            n!("file", "size"),
+            x.file_size.map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+            Int
+        );
         opt_str!(n!("file", "hash", "sha256"), &x.file_sha256);
         f(n!("epost", "log"), Value::Str(self.source.kind.name()));
         if let Some(e) = &self.parse_error {
@@ -226,6 +236,9 @@ impl<'a> Record<'a> {
         }
         if self.time_inferred {
             f(n!("epost", "time_inferred"), Value::Bool(true));
+        }
+        if self.truncated {
+            f(n!("epost", "truncated"), Value::Bool(true));
         }
         opt_str!(n!("epost", "queue", "suffix"), &x.queue_suffix);
         opt_str!(n!("epost", "session", "id"), &x.session_id);

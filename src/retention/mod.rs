@@ -594,9 +594,8 @@ fn gzip(a: &Action) -> Result<Done, RetentionError> {
                     ),
                 });
             }
-            std::fs::rename(&tmp, &gz).map_err(io_err("rename into place", &gz))?;
+            crate::platform::rename_durable(&tmp, &gz).map_err(io_err("rename into place", &gz))?;
             guard.0 = None;
-            sync_dir(dir).map_err(io_err("sync the folder of", &gz))?;
             true
         }
         Err(e) => return Err(io_err("stat", &gz)(e)),

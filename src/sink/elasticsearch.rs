@@ -5,17 +5,20 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use flate2::Compression as GzLevel;
 use flate2::write::GzEncoder;
 use serde::Deserialize;
 
+use std::borrow::Cow;
+
 use super::dead_letter::DeadLetter;
-use super::{Backoff, Delivered, Probe, SinkError, http};
+use super::engine::{Code, Engine, Outcome, Records, Requests, Verdict};
+use super::{Delivered, Probe, SinkError, http};
 use crate::batch::{Encoding, Segment};
 use crate::config::{Compression, ElasticsearchSink as Config, EsMode};
 use crate::kind::Kind;
+use crate::metrics::SinkStats;
 use crate::record::Record;
 use crate::record::json::write_str;
 
@@ -48,12 +51,12 @@ impl BulkEncoder {
         match self.mode {
             EsMode::DataStream => format!("logs-epost.{}-{}", kind.name(), self.namespace),
             EsMode::Index => {
-                let date = chrono::DateTime::from_timestamp(local_day * 86_400, 0)
-                    .unwrap_or_default()
-                    .naive_utc();
-                date.format(&self.index.replace("{kind}", kind.name()))
-                    .to_string()
-                    .to_lowercase()
+                let pattern = self.index.replace("{kind}", kind.name());
+                // The config refuses a pattern that cannot be formatted; should one get here
+                // all the same, the default pattern is used rather than panicking.
+                format_index(&pattern, local_day)
+                    .or_else(|| format_index(&format!("epost-{}-%Y.%m.%d", kind.name()), local_day))
+                    .unwrap_or_else(|| format!("epost-{}", kind.name()))
             }
         }
     }
@@ -89,6 +92,18 @@ impl BulkEncoder {
     }
 }
 
+/// The index name of `pattern` (strftime fields, `{kind}` already replaced) on a local day
+/// (days since 1970-01-01), lower-cased as Elasticsearch wants it; `None` if chrono cannot
+/// format it (an invalid field, or `%z` on a date). `DelayedFormat::to_string` would panic
+/// there; writing it reports the error instead.
+pub fn format_index(pattern: &str, local_day: i64) -> Option<String> {
+    use std::fmt::Write as _;
+    let date = chrono::DateTime::from_timestamp(local_day.checked_mul(86_400)?, 0)?.naive_utc();
+    let mut out = String::new();
+    write!(out, "{}", date.format(pattern)).ok()?;
+    Some(out.to_lowercase())
+}
+
 pub struct ElasticsearchSink {
     name: String,
     urls: Vec<String>,
@@ -101,7 +116,7 @@ pub struct ElasticsearchSink {
     template: bool,
     mode: EsMode,
     index_pattern: String,
-    dead: Arc<DeadLetter>,
+    engine: Engine,
 }
 
 /// The first reading of a `_bulk` response: when `errors` is false every item was stored,
@@ -146,14 +161,6 @@ impl<'de> Deserialize<'de> for ItemCount {
 struct BulkResponse {
     #[serde(default)]
     items: Vec<std::collections::HashMap<String, BulkItem>>,
-}
-
-/// What a `_bulk` request came to.
-enum BulkOutcome {
-    /// Every one of this many items was stored.
-    AllStored(usize),
-    /// Per-item results, in request order.
-    Items(Vec<BulkItem>),
 }
 
 #[derive(Deserialize)]
@@ -204,7 +211,7 @@ impl ElasticsearchSink {
             template: c.template,
             mode: c.mode,
             index_pattern,
-            dead,
+            engine: Engine::new(name, dead),
         })
     }
 
@@ -235,7 +242,13 @@ impl ElasticsearchSink {
                         "{url}: authentication refused ({status})"
                     )));
                 }
-                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                let bytes = http::read_answer(resp, http::MAX_ANSWER_BYTES)
+                    .await
+                    .map_err(|source| SinkError::Answer {
+                        what: url.clone(),
+                        source,
+                    })?;
+                let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
                 Ok((status, body))
             }
         };
@@ -294,96 +307,38 @@ impl ElasticsearchSink {
             tracing::info!(sink = %self.name, template = name, ?patterns, "index template installed");
             return Ok(());
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = http::read_text(resp)
+            .await
+            .unwrap_or_else(|e| format!("({e})"));
         Err(SinkError::Transient(format!(
             "installing index template `{name}`: HTTP {status}: {}",
-            truncate(&text, 500)
+            http::excerpt(&text, 500)
         )))
     }
 
+    /// Delivers a batch through the engine: one `_bulk` request of the whole batch, split in
+    /// halves when the server (or a proxy in front of it) answers 413.
     pub async fn deliver(
         &self,
         idx: usize,
         batch: &[Arc<Segment>],
-    ) -> Result<Delivered, SinkError> {
-        // (segment, record) of every record still to store
-        let mut todo: Vec<(usize, usize)> = batch
-            .iter()
-            .enumerate()
-            .flat_map(|(s, seg)| (0..seg.payloads[idx].records()).map(move |r| (s, r)))
-            .collect();
-        let mut dead = vec![0u64; batch.len()];
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        while !todo.is_empty() {
-            let body = self.body(idx, batch, &todo)?;
-            let outcome = self.bulk(body).await?;
-            let answered = match &outcome {
-                BulkOutcome::AllStored(n) => *n,
-                BulkOutcome::Items(items) => items.len(),
-            };
-            if answered != todo.len() {
-                return Err(SinkError::Transient(format!(
-                    "bulk response has {answered} items for {} documents",
-                    todo.len()
-                )));
-            }
-            let BulkOutcome::Items(results) = outcome else {
-                break;
-            };
-            let mut retry = Vec::new();
-            let mut retry_reason = String::new();
-            for (&(s, r), item) in todo.iter().zip(results) {
-                match item.status {
-                    200..=299 | 409 => {}
-                    429 | 500..=599 => {
-                        if retry_reason.is_empty() {
-                            retry_reason = reason(&item);
-                        }
-                        retry.push((s, r));
-                    }
-                    _ => {
-                        let why = format!("HTTP {}: {}", item.status, reason(&item));
-                        let doc = doc_of(batch[s].payloads[idx].record(r));
-                        if let Err(e) = self.dead.write(&self.name, &why, doc) {
-                            // Without the dead-letter file the record would be lost: retry.
-                            return Err(SinkError::Transient(format!(
-                                "cannot write dead-letter file `{}`: {e}",
-                                self.dead.path().display()
-                            )));
-                        }
-                        tracing::warn!(sink = %self.name, reason = %why, file = %self.dead.path().display(), "record refused; written to the dead-letter file");
-                        dead[s] += 1;
-                    }
-                }
-            }
-            if !retry.is_empty() {
-                let d = backoff.next_delay();
-                tracing::warn!(sink = %self.name, documents = retry.len(), reason = %retry_reason, retry_in = ?d, "documents rejected for now; retrying them");
-                tokio::time::sleep(d).await;
-            }
-            todo = retry;
-        }
-        Ok(Delivered {
-            dead_lettered: dead,
-        })
+        stats: &SinkStats,
+    ) -> Delivered {
+        let bulk = Bulk {
+            sink: self,
+            recs: Records::new(idx, batch),
+        };
+        self.engine.deliver(&bulk, batch.len(), stats).await
     }
 
     /// The request body. Uncompressed and complete, it is streamed straight from the
-    /// segments' payloads (no copy: a 5 MiB batch costs no extra 5 MiB); a retry of some
-    /// documents, or gzip, builds a buffer.
-    fn body(
-        &self,
-        idx: usize,
-        batch: &[Arc<Segment>],
-        todo: &[(usize, usize)],
-    ) -> Result<(reqwest::Body, u64), SinkError> {
-        let full = todo.len()
-            == batch
-                .iter()
-                .map(|s| s.payloads[idx].records())
-                .sum::<usize>();
-        let size: usize = batch.iter().map(|s| s.payloads[idx].data.len()).sum();
+    /// segments' payloads (no copy: a 5 MiB batch costs no extra 5 MiB); a part of the batch
+    /// (a retry of some documents, a split), or gzip, builds a buffer.
+    fn body(&self, recs: &Records<'_>, set: &[usize]) -> Result<(reqwest::Body, u64), String> {
+        let (batch, idx) = (recs.batch, recs.idx);
+        let full = recs.is_all(set);
         if full && self.compression == Compression::None {
+            let size: usize = batch.iter().map(|s| s.payloads[idx].data.len()).sum();
             let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = batch
                 .iter()
                 .map(|s| Ok(bytes::Bytes::from_owner(PayloadBytes(s.clone(), idx))))
@@ -391,14 +346,19 @@ impl ElasticsearchSink {
             let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
             return Ok((body, size as u64));
         }
+        let size: usize = if full {
+            batch.iter().map(|s| s.payloads[idx].data.len()).sum()
+        } else {
+            set.iter().map(|&i| recs.record(i).len()).sum()
+        };
         // Compressed straight from the payloads: no uncompressed copy of the batch.
         let mut parts: Box<dyn Iterator<Item = &[u8]>> = if full {
             Box::new(batch.iter().map(|s| &s.payloads[idx].data[..]))
         } else {
-            Box::new(todo.iter().map(|&(s, r)| batch[s].payloads[idx].record(r)))
+            Box::new(set.iter().map(|&i| recs.record(i)))
         };
         let bytes = match self.compression {
-            Compression::None => parts.fold(Vec::with_capacity(size / 2), |mut v, p| {
+            Compression::None => parts.fold(Vec::with_capacity(size), |mut v, p| {
                 v.extend_from_slice(p);
                 v
             }),
@@ -407,14 +367,15 @@ impl ElasticsearchSink {
                 parts
                     .try_for_each(|p| gz.write_all(p))
                     .and_then(|()| gz.finish())
-                    .map_err(|e| SinkError::Transient(format!("gzip: {e}")))?
+                    .map_err(|e| format!("gzip: {e}"))?
             }
         };
         let len = bytes.len() as u64;
         Ok((reqwest::Body::from(bytes), len))
     }
 
-    async fn bulk(&self, (body, len): (reqwest::Body, u64)) -> Result<BulkOutcome, SinkError> {
+    /// Sends one `_bulk` request of `docs` documents and classifies the answer.
+    async fn bulk(&self, (body, len): (reqwest::Body, u64), docs: usize) -> Outcome {
         let url = self.url();
         let mut req = self
             .client
@@ -428,47 +389,121 @@ impl ElasticsearchSink {
         if self.compression == Compression::Gzip {
             req = req.header("content-encoding", "gzip");
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SinkError::Transient(format!("{url}: {}", http::describe(&e))))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| {
-            SinkError::Transient(format!(
-                "{url}: reading the response: {}",
-                http::describe(&e)
-            ))
-        })?;
-        if !status.is_success() {
-            // The whole request failed. 429/5xx: the server is busy or down. 401/403: fix the
-            // credentials; the records wait on disk meanwhile. Anything else: still nothing
-            // was stored, so retrying is the only safe answer; say why.
-            return Err(SinkError::Transient(format!(
-                "{url}/_bulk: HTTP {status}: {}",
-                truncate(&String::from_utf8_lossy(&bytes), 500)
-            )));
-        }
-        let unreadable = |e: serde_json::Error| {
-            SinkError::Transient(format!("{url}/_bulk: unreadable response: {e}"))
+        let resp = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => return Outcome::Transport(format!("{url}: {}", http::describe(&e))),
         };
-        let summary: BulkSummary = serde_json::from_slice(&bytes).map_err(unreadable)?;
-        if !summary.errors {
-            return Ok(BulkOutcome::AllStored(summary.items.0));
+        let status = resp.status();
+        let after = http::retry_after(resp.headers());
+        let code = Code::Http(status.as_u16());
+        let bytes = match http::read_answer(resp, answer_limit(docs)).await {
+            Ok(b) => b,
+            // A success answer too long to read (many long item errors, or a broken server):
+            // ask about fewer documents at a time. `create` makes that safe: the documents
+            // already stored answer 409.
+            Err(e @ http::AnswerError::TooLarge { .. }) if status.is_success() => {
+                return Outcome::TooLarge {
+                    code,
+                    excerpt: e.to_string(),
+                };
+            }
+            Err(e) => return Outcome::Unreadable(e),
+        };
+        if !status.is_success() {
+            let excerpt = http::excerpt(String::from_utf8_lossy(&bytes).trim(), 500).to_string();
+            // 413: a body limit (ES's http.max_content_length, or a proxy's: nginx's default
+            // is 1 MiB): split. 401/403: fix the credentials; the records wait on disk. Any
+            // other status: nothing was stored, so retrying is the only safe answer.
+            return match status.as_u16() {
+                413 => Outcome::TooLarge { code, excerpt },
+                401 | 403 => Outcome::Auth { code, excerpt },
+                _ => Outcome::Status {
+                    code,
+                    excerpt,
+                    verdict: Verdict::Retry,
+                    after,
+                },
+            };
         }
-        let parsed: BulkResponse = serde_json::from_slice(&bytes).map_err(unreadable)?;
-        Ok(BulkOutcome::Items(
-            parsed
-                .items
-                .into_iter()
-                .map(|mut m| {
-                    m.drain().next().map(|(_, v)| v).unwrap_or(BulkItem {
-                        status: 500,
-                        error: None,
-                    })
-                })
-                .collect(),
-        ))
+        items_outcome(&bytes, docs)
+            .unwrap_or_else(|e| Outcome::Transport(format!("{url}/_bulk: {e}")))
+    }
+}
+
+/// The most of a `_bulk` answer read: `http::MAX_ANSWER_BYTES`, plus 256 bytes per document,
+/// since the answer has an item per document (26 bytes stored, a few hundred with an error).
+/// A longer success answer splits the request (`bulk`), so this bounds memory without ever
+/// stalling a batch whose answer is legitimately long.
+pub fn answer_limit(docs: usize) -> usize {
+    http::MAX_ANSWER_BYTES.saturating_add(docs.saturating_mul(256))
+}
+
+/// Reads the items of a successful `_bulk` answer for `docs` documents: 2xx and 409 (already
+/// there: a replay) are stored, 429 and 5xx are sent again after a backoff, anything else
+/// (mapping errors) is refused with the server's reason.
+fn items_outcome(bytes: &[u8], docs: usize) -> Result<Outcome, String> {
+    let unreadable = |e: serde_json::Error| format!("unreadable response: {e}");
+    let mismatch = |n: usize| format!("bulk response has {n} items for {docs} documents");
+    let summary: BulkSummary = serde_json::from_slice(bytes).map_err(unreadable)?;
+    if !summary.errors {
+        return match summary.items.0 {
+            n if n == docs => Ok(Outcome::Delivered),
+            n => Err(mismatch(n)),
+        };
+    }
+    let parsed: BulkResponse = serde_json::from_slice(bytes).map_err(unreadable)?;
+    if parsed.items.len() != docs {
+        return Err(mismatch(parsed.items.len()));
+    }
+    let (mut refused, mut resend) = (Vec::new(), Vec::new());
+    let mut wait = None;
+    for (p, mut m) in parsed.items.into_iter().enumerate() {
+        let item = m.drain().next().map(|(_, v)| v).unwrap_or(BulkItem {
+            status: 500,
+            error: None,
+        });
+        match item.status {
+            200..=299 | 409 => {}
+            429 | 500..=599 => {
+                wait.get_or_insert_with(|| {
+                    format!("documents rejected for now: {}", reason(&item))
+                });
+                resend.push(p);
+            }
+            _ => refused.push((p, format!("HTTP {}: {}", item.status, reason(&item)))),
+        }
+    }
+    Ok(Outcome::PartlyRefused {
+        refused,
+        resend,
+        wait,
+    })
+}
+
+/// A batch as `_bulk` requests.
+struct Bulk<'a> {
+    sink: &'a ElasticsearchSink,
+    recs: Records<'a>,
+}
+
+impl Requests for Bulk<'_> {
+    fn plan(&self) -> Vec<Vec<usize>> {
+        vec![self.recs.all()]
+    }
+
+    async fn send(&self, set: &[usize]) -> Outcome {
+        match self.sink.body(&self.recs, set) {
+            Ok(body) => self.sink.bulk(body, set.len()).await,
+            Err(e) => Outcome::Transport(e),
+        }
+    }
+
+    fn segment(&self, i: usize) -> usize {
+        self.recs.segment(i)
+    }
+
+    fn dead_letter_json(&self, i: usize) -> Cow<'_, [u8]> {
+        Cow::Borrowed(doc_of(self.recs.record(i)))
     }
 }
 
@@ -501,13 +536,6 @@ fn doc_of(pair: &[u8]) -> &[u8] {
     match memchr::memchr(b'\n', pair) {
         Some(i) => &pair[i + 1..],
         None => pair,
-    }
-}
-
-fn truncate(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 
@@ -547,6 +575,7 @@ pub fn template(patterns: &[String], data_stream: bool) -> serde_json::Value {
                 "parse_error": kw,
                 "decode_error": {"type": "boolean"},
                 "time_inferred": {"type": "boolean"},
+                "truncated": {"type": "boolean"},
                 "queue": {"properties": {"suffix": kw}},
                 "session": {"properties": {"id": kw, "status": kw}},
                 "auth": {"properties": {"method": kw, "result": kw}},
@@ -613,6 +642,7 @@ mod tests {
             outcome: crate::record::Outcome::Success,
             parse_error: None,
             decode_error: false,
+            truncated: false,
             fields: Default::default(),
         }
     }

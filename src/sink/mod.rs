@@ -1,10 +1,13 @@
 //! Sink: where segments go. Sinks know nothing of files: they receive encoded segments and
 //! acknowledge each one once every record in it is stored, or dead-lettered with the sink's
 //! reason. Transient failures (connection, 429, 5xx) are retried with backoff, forever: the
-//! files on disk are the buffer, and backpressure pauses reading meanwhile.
+//! files on disk are the buffer, and backpressure pauses reading meanwhile. What happens
+//! after an answer (retry, split, refuse, dead-letter) is the delivery engine's (`engine`);
+//! the network sinks only encode requests and classify answers.
 
 pub mod dead_letter;
 pub mod elasticsearch;
+pub mod engine;
 mod file;
 pub mod http;
 pub mod loki;
@@ -20,6 +23,7 @@ use crate::ack::Tracker;
 use crate::batch::{Encoding, Segment};
 use crate::config::{BatchPolicy, NamedSink, SinkConfig};
 use dead_letter::DeadLetter;
+pub use engine::Backoff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -29,6 +33,12 @@ pub enum SinkError {
     /// The sink cannot work as configured (bad URL, unreadable certificate, auth refused).
     #[error("{0}")]
     Config(String),
+    /// The answer could not be read (over `http::MAX_ANSWER_BYTES`, or cut off).
+    #[error("{what}: {source}")]
+    Answer {
+        what: String,
+        source: http::AnswerError,
+    },
 }
 
 /// What a delivery did with each segment of the batch: how many of its records went to the
@@ -110,44 +120,28 @@ impl Sink {
         }
     }
 
-    async fn deliver(&self, idx: usize, batch: &[Arc<Segment>]) -> Result<Delivered, SinkError> {
+    /// Delivers a batch: returns once every record is stored or dead-lettered. The network
+    /// sinks go through the engine; the file and stdout sinks retry with its policy.
+    pub async fn deliver(
+        &self,
+        idx: usize,
+        batch: &[Arc<Segment>],
+        stats: &crate::metrics::SinkStats,
+    ) -> Delivered {
+        let records: u64 = batch.iter().map(|s| u64::from(s.records)).sum();
         match &self.kind {
-            Kind::File(f) => f.deliver(idx, batch).await,
-            Kind::Stdout(s) => s.deliver(idx, batch).await,
-            Kind::Elasticsearch(s) => s.deliver(idx, batch).await,
-            Kind::Loki(s) => s.deliver(idx, batch).await,
-            Kind::Otlp(s) => s.deliver(idx, batch).await,
+            Kind::File(f) => {
+                engine::until_ok(&self.name, stats, records, || f.deliver(idx, batch)).await;
+                Delivered::default()
+            }
+            Kind::Stdout(s) => {
+                engine::until_ok(&self.name, stats, records, || s.deliver(idx, batch)).await;
+                Delivered::default()
+            }
+            Kind::Elasticsearch(s) => s.deliver(idx, batch, stats).await,
+            Kind::Loki(s) => s.deliver(idx, batch, stats).await,
+            Kind::Otlp(s) => s.deliver(idx, batch, stats).await,
         }
-    }
-}
-
-/// Exponential backoff with jitter, capped.
-pub struct Backoff {
-    attempt: u32,
-    base: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Backoff {
-        Backoff {
-            attempt: 0,
-            base,
-            max,
-        }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << self.attempt.min(16));
-        self.attempt += 1;
-        let capped = exp.min(self.max);
-        // jitter in [capped/2, capped]
-        let nanos = capped.as_nanos() as u64;
-        Duration::from_nanos(nanos / 2 + (nanos / 2) * jitter_permille() / 1000)
-    }
-
-    pub fn attempts(&self) -> u32 {
-        self.attempt
     }
 }
 
@@ -159,17 +153,10 @@ fn deadline_after(d: Duration) -> tokio::time::Instant {
         .unwrap_or(now)
 }
 
-fn jitter_permille() -> u64 {
-    // No RNG dependency for this: the clock's nanoseconds are random enough for jitter.
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    u64::from(n % 1000)
-}
-
 /// Receives segments, groups them into batches by the sink's policy (events, bytes, time),
-/// keeps up to `max_in_flight` deliveries going, retries transient failures with backoff,
-/// and acknowledges every segment once delivered. Ends when the tailer closes the channel
+/// keeps up to `max_in_flight` deliveries going (each retries inside, through the engine,
+/// until every record is stored or dead-lettered), and acknowledges every segment once
+/// delivered. Ends when the tailer closes the channel
 /// and everything queued is delivered.
 pub async fn run(
     sink: Sink,
@@ -183,14 +170,23 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     while let Err(e) = sink.start().await {
         let d = backoff.next_delay();
-        tracing::warn!(sink = %sink.name, error = %e, retry_in = ?d, "sink setup failed; will retry");
+        tracing::warn!(sink = %sink.name, error = %http::redact_text(&e.to_string()), retry_in = ?d, "sink setup failed; will retry");
         tokio::time::sleep(d).await;
     }
     let slots = Arc::new(Semaphore::new(policy.max_in_flight));
     let mut deliveries = tokio::task::JoinSet::new();
     let mut closed = false;
     while !closed {
-        let Some(first) = rx.recv().await else { break };
+        // A delivery's panic ends this task at once, not when the next batch comes (in `run`
+        // that may be never, and the pipeline would not learn its sink is dead).
+        let first = tokio::select! {
+            s = rx.recv() => s,
+            Some(r) = deliveries.join_next(), if !deliveries.is_empty() => {
+                propagate(r);
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
         let mut events = first.records as usize;
         let mut bytes = first.payloads[idx].data.len() as u64;
         let mut batch = vec![first];
@@ -222,33 +218,13 @@ pub async fn run(
         reap(&mut deliveries);
         let (sink, tracker, stats) = (sink.clone(), tracker.clone(), stats.clone());
         deliveries.spawn(async move {
-            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-            let records: u64 = batch.iter().map(|s| u64::from(s.records)).sum();
-            let delivered = loop {
-                stats
-                    .requests
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                stats
-                    .sent_records
-                    .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
-                let started = std::time::Instant::now();
-                if batch.iter().any(|s| crate::fault::hit("sink-panic", &s.payloads[idx].data)) {
-                    panic!("injected fault: sink-panic");
-                }
-                let result = sink.deliver(idx, &batch).await;
-                stats.observe(started.elapsed());
-                match result {
-                    Ok(d) => break d,
-                    Err(e) => {
-                        stats
-                            .retries
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let d = backoff.next_delay();
-                        tracing::warn!(sink = %sink.name, error = %e, attempt = backoff.attempts(), retry_in = ?d, "delivery failed; will retry");
-                        tokio::time::sleep(d).await;
-                    }
-                }
-            };
+            if batch
+                .iter()
+                .any(|s| crate::fault::hit("sink-panic", &s.payloads[idx].data))
+            {
+                panic!("injected fault: sink-panic");
+            }
+            let delivered = sink.deliver(idx, &batch, &stats).await;
             for (i, s) in batch.iter().enumerate() {
                 let dead = delivered.dead_lettered.get(i).copied().unwrap_or(0);
                 tracker.ack(&sink.name, s.seq, dead);

@@ -3,17 +3,13 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use super::{Delivered, SinkError};
+use super::SinkError;
 use crate::batch::Segment;
 
 pub struct StdoutSink;
 
 impl StdoutSink {
-    pub async fn deliver(
-        &self,
-        idx: usize,
-        batch: &[Arc<Segment>],
-    ) -> Result<Delivered, SinkError> {
+    pub async fn deliver(&self, idx: usize, batch: &[Arc<Segment>]) -> Result<(), SinkError> {
         let batch: Vec<Arc<Segment>> = batch.to_vec();
         tokio::task::spawn_blocking(move || {
             let out = std::io::stdout();
@@ -26,6 +22,6 @@ impl StdoutSink {
         .await
         .map_err(|e| SinkError::Transient(e.to_string()))?
         .map_err(|e| SinkError::Transient(format!("writing to stdout: {e}")))?;
-        Ok(Delivered::default())
+        Ok(())
     }
 }

@@ -72,11 +72,15 @@ pub struct Counters {
     /// Bytes already shipped before this run (checkpointed) or skipped (`start_at = end`).
     pub bytes_skipped: std::sync::atomic::AtomicU64,
     pub open_files: std::sync::atomic::AtomicU64,
+    /// Files with something to read that wait for a handle (`max_open_files` all in use).
+    pub files_waiting: std::sync::atomic::AtomicU64,
+    /// How long the file waiting longest for a handle has waited, in seconds.
+    pub longest_wait_secs: std::sync::atomic::AtomicU64,
+    /// Log files that cannot be opened or read (permissions, locks), by path.
+    pub unreadable: std::sync::Mutex<std::collections::BTreeMap<PathBuf, String>>,
     /// Records per log kind, indexed by `Kind as usize`.
     pub per_kind: [std::sync::atomic::AtomicU64; 13],
 }
-
-const MAX_LINE: usize = 1 << 20;
 
 /// Written to in the last ten minutes: worth a stat on every scan (late writes to
 /// yesterday's file); older files are checked every 30th scan.
@@ -85,6 +89,24 @@ fn recently_written(modified: SystemTime) -> bool {
         .duration_since(modified)
         .map_or(true, |d| d < Duration::from_secs(600))
 }
+
+/// A file that could not be opened or read: retried with a growing delay, warned about once.
+#[derive(Debug, Clone, Copy)]
+struct Failing {
+    times: u32,
+    retry_at: Instant,
+}
+
+/// A backfill gives up on a file after this many failures in a row (a permission problem does
+/// not fix itself) and names it when it ends; `run` keeps retrying, every 5 minutes at most.
+const BACKFILL_ATTEMPTS: u32 = 3;
+
+fn retry_delay(times: u32) -> Duration {
+    Duration::from_secs(1u64 << times.min(8).saturating_sub(1)).min(Duration::from_secs(300))
+}
+
+/// What is known of a quarantine pair's two files: sizes and modification times.
+type PairState = (Option<(u64, SystemTime)>, Option<(u64, SystemTime)>);
 
 struct Tracked {
     id: FileId,
@@ -104,8 +126,12 @@ struct Tracked {
     deleted: bool,
     /// Nothing more to do (a shipped quarantine pair, or a file left alone as too old).
     finished: bool,
-    /// A quarantine pair waiting for its files to settle.
-    seen_at: Instant,
+    /// When this file, with something to read, first found every handle in use.
+    waiting_since: Option<Instant>,
+    /// Opening or reading failed: when to try again, and how often it failed in a row.
+    failing: Option<Failing>,
+    /// The quarantine pair as last seen (sizes and times of both files), and since when.
+    pair_seen: Option<(PairState, Instant)>,
     /// The parser knows the file's generation (from its first line, read when the file is
     /// opened at an offset past it).
     generation_known: bool,
@@ -129,6 +155,8 @@ pub struct Tailer {
     counters: Arc<Counters>,
     buf: Vec<u8>,
     scan_cache: discover::scan::ScanCache,
+    /// When the last summary of waiting and unreadable files was logged.
+    last_summary: Option<Instant>,
 }
 
 impl Tailer {
@@ -148,6 +176,7 @@ impl Tailer {
             encoding: cfg.encoding,
             zone: cfg.zone,
             redact: cfg.redact,
+            max_record_bytes: usize::try_from(pipeline.max_record_bytes.0).unwrap_or(usize::MAX),
         };
         Tailer {
             options,
@@ -170,6 +199,7 @@ impl Tailer {
             counters,
             buf: Vec::new(),
             scan_cache: Default::default(),
+            last_summary: None,
         }
     }
 
@@ -225,11 +255,23 @@ impl Tailer {
         self.scans > 0
             && self.files.values().all(|t| {
                 t.finished
+                    || self.given_up(t)
                     || (t.pos >= t.size
                         && memchr::memchr(b'\n', &t.carry).is_none()
+                        && (t.carry.is_empty() || !self.abandoned_partial(t))
                         && t.parser.pending_offset().is_none())
             })
             && self.tracker.in_flight() == 0
+    }
+
+    /// A last line without its line end in a file nobody has written to for
+    /// `partial_line_timeout`: `run` ships it after that wait, and a backfill (which does not
+    /// wait) must agree, or `status` shows the file behind for ever and retention never
+    /// compresses it.
+    fn abandoned_partial(&self, t: &Tracked) -> bool {
+        SystemTime::now()
+            .duration_since(t.modified)
+            .is_ok_and(|age| age >= self.cfg.partial_line_timeout)
     }
 
     fn scan(&mut self) {
@@ -380,7 +422,11 @@ impl Tailer {
                 let stored = Fingerprint::parse(&r.fingerprint, r.fp_len);
                 let same = match (stored, crate::platform::open_shared(&s.file.path)) {
                     (Some(stored), Ok(mut f)) => stored.matches(&mut f).unwrap_or(false),
-                    _ => false,
+                    // Cannot open it now (permissions, a lock): trust the checkpoint rather
+                    // than read it all again later; the fingerprint is checked again when the
+                    // file can be opened.
+                    (Some(_), Err(_)) => true,
+                    (None, _) => false,
                 };
                 if same && r.offset <= s.size {
                     start = r.offset;
@@ -408,6 +454,13 @@ impl Tailer {
                     start = s.size;
                     if s.file.kind == Kind::Viruslog {
                         finished = true;
+                    } else if let Ok(mut f) = crate::platform::open_shared(&s.file.path)
+                        && let Ok(now) = Fingerprint::of(&mut f)
+                    {
+                        // Checkpointed with its identity even though nothing is read now:
+                        // without it a restart judged every such file "replaced" and
+                        // shipped the last 7 days again.
+                        fp = now;
                     }
                 }
             }
@@ -445,8 +498,10 @@ impl Tailer {
                 last_growth: Instant::now(),
                 deleted: false,
                 finished,
-                seen_at: Instant::now(),
                 generation_known: false,
+                waiting_since: None,
+                failing: None,
+                pair_seen: None,
                 log: s.file,
             },
         );
@@ -498,20 +553,66 @@ impl Tailer {
             .map(|(p, _)| p.clone())
             .collect();
         let mut worked = false;
-        for p in paths {
+        for p in &paths {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            match self.files.get(&p).map(|t| t.log.kind) {
-                Some(Kind::Viruslog) => worked |= self.step_quarantine(&p),
-                Some(_) => worked |= self.step_file(&p),
+            match self.files.get(p).map(|t| t.log.kind) {
+                Some(Kind::Viruslog) => worked |= self.step_quarantine(p),
+                Some(_) => worked |= self.step_file(p),
                 None => {}
             }
         }
         self.counters
             .open_files
             .store(self.open as u64, Ordering::Relaxed);
+        self.count_waiting(&paths);
         worked
+    }
+
+    /// The metrics of files waiting for a handle and of files that cannot be read, and a
+    /// summary warning about both every ten minutes while there are any.
+    /// `active`: the files this step looked at (a file waiting for a handle has something
+    /// to read, so it is one of them; the thousands of finished files are not walked again).
+    fn count_waiting(&mut self, active: &[PathBuf]) {
+        let mut waiting = 0u64;
+        let mut longest = Duration::ZERO;
+        for t in active.iter().filter_map(|p| self.files.get(p)) {
+            if let Some(since) = t.waiting_since {
+                waiting += 1;
+                longest = longest.max(since.elapsed());
+            }
+        }
+        self.counters
+            .files_waiting
+            .store(waiting, Ordering::Relaxed);
+        self.counters
+            .longest_wait_secs
+            .store(longest.as_secs(), Ordering::Relaxed);
+        let unreadable = self
+            .counters
+            .unreadable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        if (waiting > 0 && longest >= Duration::from_secs(60)) || unreadable > 0 {
+            if self
+                .last_summary
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(600))
+            {
+                return;
+            }
+            self.last_summary = Some(Instant::now());
+            if waiting > 0 && longest >= Duration::from_secs(60) {
+                tracing::warn!(waiting, longest = ?longest, max_open_files = self.cfg.max_open_files, "files wait for a handle: raise max_open_files");
+            }
+            if unreadable > 0 {
+                tracing::warn!(
+                    files = unreadable,
+                    "log files cannot be read (see the first warning for each; `check` lists them)"
+                );
+            }
+        }
     }
 
     /// Waits for room in the pipeline; false if asked to stop meanwhile.
@@ -528,66 +629,107 @@ impl Tailer {
 
     fn step_quarantine(&mut self, path: &Path) -> bool {
         let settle = self.cfg.viruslog_settle;
+        let t = self.files.get(path).expect("present");
+        if self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at) {
+            return false;
+        }
         let t = self.files.get_mut(path).expect("present");
         if t.finished || t.deleted {
             return false;
         }
-        // E-Post writes the pair; wait until both files have stopped changing.
+        // E-Post writes the pair; wait until both files have stopped changing: unchanged (sizes
+        // and times) for `settle` by our own clock, or both older than `settle` by theirs. The
+        // first rule alone decides for a pair stamped in the future (a share on a server whose
+        // clock runs ahead), which the second never passes: such pairs were never shipped.
         let msg = discover::message_of(path);
-        let recent = |p: &Path| {
+        let state_of = |p: &Path| {
             std::fs::metadata(p)
-                .and_then(|m| m.modified())
                 .ok()
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .is_none_or(|age| age < settle)
+                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
         };
-        if recent(path)
-            || msg.as_deref().is_some_and(recent)
-            || t.seen_at.elapsed() < settle && msg.is_none()
-        {
+        let now_state = (state_of(path), msg.as_deref().and_then(state_of));
+        let unchanged_since = match t.pair_seen {
+            Some((seen, since)) if seen == now_state => since,
+            _ => {
+                let now = Instant::now();
+                t.pair_seen = Some((now_state, now));
+                now
+            }
+        };
+        let old = |st: Option<(u64, SystemTime)>| {
+            st.is_some_and(|(_, m)| {
+                SystemTime::now()
+                    .duration_since(m)
+                    .is_ok_and(|age| age >= settle)
+            })
+        };
+        let settled = unchanged_since.elapsed() >= settle
+            || (msg.is_some() && old(now_state.0) && old(now_state.1));
+        if !settled {
             return false;
         }
         if !self.wait_for_room() {
             return false;
         }
+        // The envelope is read up to max_record_bytes, the .MSG only streamed through a fixed
+        // buffer (size, hash, headers): neither is held whole in memory.
+        let (rcp, rcp_truncated) =
+            match quarantine::read_rcp_file(path, self.options.max_record_bytes) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.failed(path, "read", &e);
+                    return false;
+                }
+            };
+        self.succeeded(path);
         let t = self.files.get_mut(path).expect("present");
-        let rcp = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read quarantine file; will retry");
-                return false;
-            }
-        };
-        let mtime = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
+        let meta = std::fs::metadata(path).ok();
+        let mtime = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
             .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as i64);
-        let msg_bytes = msg.as_ref().and_then(|p| std::fs::read(p).ok());
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let rcp_len = u64::try_from(rcp.len()).unwrap_or(u64::MAX);
+        // past a cut envelope the position is the file's own size (the part read is shorter)
+        let rcp_size = match &meta {
+            Some(m) if rcp_truncated => m.len().max(rcp_len),
+            _ => rcp_len,
+        };
+        let msg_summary = msg
+            .as_ref()
+            .and_then(|p| quarantine::summarize_file(p, self.options.encoding).ok());
         let msg_path = msg.as_ref().map(|p| p.to_string_lossy().into_owned());
-        let mut payloads: Vec<Payload> = self.outputs.iter().map(|_| Payload::default()).collect();
         let outputs = &self.outputs;
-        let mut records = 0u32;
-        let m = match (&msg_path, &msg_bytes) {
-            (Some(p), Some(b)) => Some(quarantine::Message { path: p, bytes: b }),
+        let m = match (&msg_path, msg_summary) {
+            (Some(p), Some(s)) => Some((p.as_str(), s)),
             _ => None,
         };
-        quarantine::record(
-            &t.source,
-            &self.options,
-            &rcp,
-            mtime,
-            m,
-            &mut |r: &Record<'_>| {
-                records += 1;
-                for (o, p) in outputs.iter().zip(payloads.iter_mut()) {
-                    o.encoding.encode(r, p);
-                }
-            },
-        );
-        let fp = xxhash_rust::xxh3::xxh3_64(&rcp[..rcp.len().min(fingerprint::LEN as usize)]);
-        let fp_len = rcp.len().min(fingerprint::LEN as usize) as u32;
-        let end = (rcp.len() as u64).max(1);
+        let mut seg = SegmentBuf::new(outputs, 0);
+        seg.mark();
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            quarantine::record_summarized(
+                &t.source,
+                &self.options,
+                &rcp,
+                rcp_truncated,
+                mtime,
+                m,
+                &mut |r: &Record<'_>| seg.emit(r),
+            )
+        }));
+        if built.is_err() {
+            // contained as for lines: one parse_error record for the pair, and on we go
+            let mut parser = FileParser::new(t.source.clone(), self.options);
+            recovered(&mut parser, &mut seg, path, 0, rcp_len);
+        }
+        let (records, payloads) = seg.finish();
+        let fp_bytes = rcp
+            .get(..usize::try_from(fingerprint::LEN).map_or(rcp.len(), |l| l.min(rcp.len())))
+            .unwrap_or(&rcp);
+        let fp = xxhash_rust::xxh3::xxh3_64(fp_bytes);
+        // at most fingerprint::LEN, a u32
+        let fp_len = u32::try_from(fp_bytes.len()).unwrap_or(fingerprint::LEN);
+        let end = rcp_size.max(1);
         t.finished = true;
         t.pos = end;
         t.size = end;
@@ -598,22 +740,29 @@ impl Tailer {
             m.size = end;
         });
         self.counters.files_done.fetch_add(1, Ordering::Relaxed);
-        self.emit_segment(id, Kind::Viruslog, end, records, rcp.len() as u64, payloads);
+        self.emit_segment(id, Kind::Viruslog, end, records, rcp_len, payloads);
         true
     }
 
     fn open_handle(&mut self, path: &Path) -> bool {
-        if self.open >= self.cfg.max_open_files && !self.close_one_idle() {
+        if self.open >= self.cfg.max_open_files && !self.close_one_idle(path) {
+            let t = self.files.get_mut(path).expect("present");
+            if t.waiting_since.is_none() {
+                t.waiting_since = Some(Instant::now());
+                tracing::debug!(path = %path.display(), max_open_files = self.cfg.max_open_files, "every handle is in use; the file waits its turn");
+            }
             return false;
         }
-        let t = self.files.get_mut(path).expect("present");
         let mut file = match crate::platform::open_shared(path) {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot open log file; will retry");
+                self.failed(path, "open", &e);
                 return false;
             }
         };
+        self.succeeded(path);
+        let t = self.files.get_mut(path).expect("present");
+        t.waiting_since = None;
         if t.fp.len > 0 {
             match t.fp.matches(&mut file) {
                 Ok(true) => {}
@@ -657,19 +806,23 @@ impl Tailer {
         }
     }
 
-    /// Closes the handle of the file idle longest that is not being written today.
-    fn close_one_idle(&mut self) -> bool {
+    /// Makes room for `for_path`: closes the handle of a file with nothing left to read, an
+    /// old day's first, else the newest file of a folder idle longest (it is stat'ed on every
+    /// scan and reopened when it grows). Without the second choice, more folders than
+    /// `max_open_files` (central collection) held every handle on their newest files for good
+    /// and no other file could ever be read.
+    fn close_one_idle(&mut self, for_path: &Path) -> bool {
         let victim = self
             .files
             .iter()
-            .filter(|(_, t)| {
+            .filter(|(p, t)| {
                 t.handle.is_some()
-                    && !t.newest
+                    && p.as_path() != for_path
                     && t.carry.is_empty()
                     && t.parser.pending_offset().is_none()
                     && t.pos >= t.size
             })
-            .min_by_key(|(_, t)| t.last_growth)
+            .min_by_key(|(_, t)| (t.newest, t.last_growth))
             .map(|(p, _)| p.clone());
         match victim {
             Some(p) => {
@@ -682,9 +835,54 @@ impl Tailer {
         }
     }
 
+    /// Notes that `path` could not be opened or read: warned about once, then retried with a
+    /// growing delay (not four times a second), and listed for `backfill` and the metrics.
+    fn failed(&mut self, path: &Path, what: &str, e: &std::io::Error) {
+        let Some(t) = self.files.get_mut(path) else {
+            return;
+        };
+        let times = t.failing.map_or(0, |f| f.times).saturating_add(1);
+        if times == 1 {
+            tracing::warn!(path = %path.display(), error = %e, "cannot {what} log file; retrying with a growing delay (no further warning for this file)");
+        }
+        let now = Instant::now();
+        t.failing = Some(Failing {
+            times,
+            retry_at: now.checked_add(retry_delay(times)).unwrap_or(now),
+        });
+        self.counters
+            .unreadable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(path.to_path_buf(), format!("cannot {what}: {e}"));
+    }
+
+    fn succeeded(&mut self, path: &Path) {
+        if let Some(t) = self.files.get_mut(path)
+            && t.failing.take().is_some()
+        {
+            tracing::info!(path = %path.display(), "log file readable again");
+            self.counters
+                .unreadable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(path);
+        }
+    }
+
+    /// A backfill stops trying a file that kept failing; it names it when it ends.
+    fn given_up(&self, t: &Tracked) -> bool {
+        self.plan.exit_when_caught_up && t.failing.is_some_and(|f| f.times >= BACKFILL_ATTEMPTS)
+    }
+
     fn step_file(&mut self, path: &Path) -> bool {
         if crate::fault::hit("tail-panic", path.to_string_lossy().as_bytes()) {
             panic!("injected fault: tail-panic");
+        }
+        if self.files.get(path).is_some_and(|t| {
+            self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at)
+        }) {
+            return false;
         }
         let (needs_data, finished) = {
             let t = self.files.get(path).expect("present");
@@ -770,8 +968,11 @@ impl Tailer {
         let t = self.files.get(path).expect("present");
         let idle = t.last_growth.elapsed();
         let partial_due = !t.carry.is_empty()
-            && idle >= self.cfg.partial_line_timeout
-            && !self.plan.exit_when_caught_up;
+            && if self.plan.exit_when_caught_up {
+                self.abandoned_partial(t)
+            } else {
+                idle >= self.cfg.partial_line_timeout
+            };
         let pending_due = t.parser.pending_offset().is_some()
             && (idle >= self.cfg.multiline_timeout || self.plan.exit_when_caught_up);
         if partial_due || pending_due {
@@ -805,7 +1006,8 @@ impl Tailer {
 
     fn read_segment(&mut self, path: &Path) {
         let max_bytes = self.pipeline.segment_max_bytes.0 as usize;
-        let max_records = self.pipeline.segment_max_records as u32;
+        let max_records = u32::try_from(self.pipeline.segment_max_records).unwrap_or(u32::MAX);
+        let max_line = usize::try_from(self.pipeline.max_record_bytes.0).unwrap_or(usize::MAX);
         let outputs = &self.outputs;
         let t = self.files.get_mut(path).expect("present");
         let Some(h) = t.handle.as_mut() else { return };
@@ -819,9 +1021,9 @@ impl Tailer {
         let n = match h.as_file_mut().read(&mut buf[start_len..]) {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "read failed; will retry");
                 buf.truncate(0);
                 self.buf = buf;
+                self.failed(path, "read", &e);
                 return;
             }
         };
@@ -834,9 +1036,9 @@ impl Tailer {
         let mut consumed = 0usize;
         let mut lines = 0u64;
         for line in Lines::with_base(&buf, base) {
-            // A "line" longer than this is not a log line (binary junk, a file of NULs):
-            // cut it rather than buffer without bound.
-            if !line.complete && line.bytes.len() < MAX_LINE {
+            // A "line" longer than `max_record_bytes` is not a log line (binary junk, a file
+            // of NULs): cut it rather than buffer without bound.
+            if !line.complete && line.bytes.len() < max_line {
                 break;
             }
             let start = line.end - line.bytes.len() as u64 - u64::from(line.complete);

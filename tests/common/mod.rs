@@ -92,6 +92,27 @@ impl Harness {
         sinks: &str,
         listen: &str,
     ) -> Config {
+        self.try_config_metrics(extra, pipeline, sinks, listen)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like `config_sinks`, returning the load error of a config meant to be refused.
+    pub fn try_config_sinks(
+        &self,
+        extra: &str,
+        pipeline: &str,
+        sinks: &str,
+    ) -> Result<Config, epost_shipper::config::ConfigError> {
+        self.try_config_metrics(extra, pipeline, sinks, "")
+    }
+
+    fn try_config_metrics(
+        &self,
+        extra: &str,
+        pipeline: &str,
+        sinks: &str,
+        listen: &str,
+    ) -> Result<Config, epost_shipper::config::ConfigError> {
         let defaults = [
             ("ignore_older_than", "\"3650d\""),
             ("poll_interval", "\"100ms\""),
@@ -129,7 +150,7 @@ listen = "{listen}"
         );
         let path = self.dir.path().join("shipper.toml");
         std::fs::write(&path, text).unwrap();
-        Config::load(&path).unwrap_or_else(|e| panic!("{e}"))
+        Config::load(&path)
     }
 
     pub fn start(&self, config: Config) -> Running {

@@ -28,10 +28,45 @@ pub fn parse(line: &str) -> Shape<'_> {
     f.client_ip = nonempty(ip);
     f.command = Some(upper(cmd));
     if !arg.is_empty() && arg != "-" {
-        f.args = Some(Cow::Borrowed(arg));
+        let masked = args_redacted(cmd, arg);
+        if let Cow::Owned(m) = &masked {
+            p.redacted = Some(
+                super::replace_within(line, arg, m)
+                    .unwrap_or_else(|| crate::parse::redact::MASK.to_string()),
+            );
+        }
+        p.fields.args = Some(masked);
     }
+    let f = &mut p.fields;
     f.status = nonempty(status);
     Ok(p)
+}
+
+/// E-Post writes `LOGIN user ****`; a build (or a line) that wrote the password itself, or an
+/// `AUTHENTICATE` initial response, is masked like the client command would be.
+fn args_redacted<'a>(cmd: &str, arg: &'a str) -> Cow<'a, str> {
+    if !cmd.eq_ignore_ascii_case("LOGIN") && !cmd.eq_ignore_ascii_case("AUTHENTICATE") {
+        return Cow::Borrowed(arg);
+    }
+    let prefix = format!("x {cmd} ");
+    let line = format!("{prefix}{arg}");
+    let mut x = crate::parse::redact::Exchange::default();
+    let Cow::Owned(m) = x.client_line(&line) else {
+        return Cow::Borrowed(arg);
+    };
+    let Some(new_arg) = m.get(prefix.len()..) else {
+        return Cow::Borrowed(crate::parse::redact::MASK);
+    };
+    // what was replaced: E-Post's own `****` needs no mask
+    let kept = new_arg
+        .strip_suffix(crate::parse::redact::MASK)
+        .unwrap_or(new_arg);
+    let replaced = arg.get(kept.trim_end().len()..).unwrap_or("");
+    if !replaced.trim().is_empty() && replaced.trim().bytes().all(|b| b == b'*') {
+        Cow::Borrowed(arg)
+    } else {
+        Cow::Owned(new_arg.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +99,28 @@ mod tests {
         assert_eq!(p.fields.args.as_deref(), Some("hanako@example.jp ****"));
         assert_eq!(p.outcome, Some(Outcome::Failure));
         assert_eq!(p.fields.command.as_deref(), Some("LOGIN"));
+        assert_eq!(p.redacted, None);
+    }
+
+    #[test]
+    fn login_password_written_in_clear_is_masked() {
+        let line =
+            "[30/Nov/2017:07:58:10] - from 192.168.0.9 LOGIN hanako@example.jp hunter2 Failed";
+        let p = parse(line).unwrap();
+        assert_eq!(
+            p.fields.args.as_deref(),
+            Some("hanako@example.jp [REDACTED]")
+        );
+        assert_eq!(
+            p.redacted.as_deref(),
+            Some(
+                "[30/Nov/2017:07:58:10] - from 192.168.0.9 LOGIN hanako@example.jp [REDACTED] Failed"
+            )
+        );
+        let p = parse(
+            "[30/Nov/2017:07:58:10] - from 1.2.3.4 AUTHENTICATE PLAIN AGhhbmFrbwBodW50ZXIy Failed",
+        )
+        .unwrap();
+        assert_eq!(p.fields.args.as_deref(), Some("PLAIN [REDACTED]"));
     }
 }

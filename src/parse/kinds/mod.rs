@@ -42,11 +42,17 @@ impl<'a> Parsed<'a> {
     }
 }
 
-/// `whole` with its sub-slice `part` replaced by `with`.
-pub(crate) fn replace_within(whole: &str, part: &str, with: &str) -> String {
-    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-    let end = start + part.len();
-    format!("{}{}{}", &whole[..start], with, &whole[end..])
+/// `whole` with its sub-slice `part` replaced by `with`; `None` if `part` does not lie inside
+/// `whole` (the offsets are checked, never trusted).
+pub(crate) fn replace_within(whole: &str, part: &str, with: &str) -> Option<String> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    Some(format!(
+        "{}{}{}",
+        whole.get(..start)?,
+        with,
+        whole.get(end..)?
+    ))
 }
 
 pub type Shape<'a> = Result<Parsed<'a>, &'static str>;
@@ -92,7 +98,8 @@ pub(crate) fn split_local_id(id: &str) -> Option<(&str, Option<&str>)> {
 
 /// An id of all zeros means "no message" (ORDB rejects).
 pub(crate) fn real_local_id(id: &str) -> Option<&str> {
-    (!id[1..].bytes().all(|c| c == b'0')).then_some(id)
+    let digits = id.get(1..).unwrap_or("");
+    (!digits.bytes().all(|c| c == b'0')).then_some(id)
 }
 
 pub(crate) fn is_ip(s: &str) -> bool {
@@ -173,6 +180,8 @@ mod tests {
         assert_eq!(split_message_id("X0000097590@h"), None);
         assert_eq!(split_message_id("B123@h"), None);
         assert_eq!(split_message_id("B0000097590-@h"), None);
+        assert_eq!(real_local_id(""), None);
+        assert_eq!(real_local_id("B000"), None);
     }
 
     #[test]

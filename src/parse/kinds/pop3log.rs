@@ -43,7 +43,12 @@ pub fn parse(line: &str) -> Shape<'_> {
     if !args.is_empty() && args != "-" {
         let masked = args_redacted(cmd, args);
         if let Cow::Owned(m) = &masked {
-            p.redacted = Some(super::replace_within(line, args, m));
+            // `args` is a slice of `line`; if that ever failed, mask the whole line rather
+            // than ship it as it is.
+            p.redacted = Some(
+                super::replace_within(line, args, m)
+                    .unwrap_or_else(|| crate::parse::redact::MASK.to_string()),
+            );
         }
         p.fields.args = Some(masked);
     }
@@ -58,7 +63,11 @@ fn args_redacted<'a>(cmd: &str, args: &'a str) -> Cow<'a, str> {
     let line = format!("{cmd} {args}");
     match x.client_line(&line) {
         Cow::Borrowed(_) => Cow::Borrowed(args),
-        Cow::Owned(s) => Cow::Owned(s[cmd.len() + 1..].to_string()),
+        Cow::Owned(s) => Cow::Owned(
+            s.get(cmd.len() + 1..)
+                .unwrap_or(crate::parse::redact::MASK)
+                .to_string(),
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use super::trace::{Sessions, client_verb};
 use super::{Parsed, Shape, outcome_of_code, reply_code, split_local_id, upper};
 use crate::kind::Kind;
+use crate::parse::redact;
 use crate::parse::time::parse_clock;
 use crate::record::Outcome;
 
@@ -14,9 +15,10 @@ use crate::record::Outcome;
 /// following space.
 pub fn clock_prefix(s: &str) -> Option<((u32, u32, u32, u32), usize)> {
     let inner = s.strip_prefix('[')?;
-    let head = inner.get(..inner.len().min(13))?;
-    let close = head.find(']')?;
-    let t = parse_clock(&inner[..close])?;
+    // Look for `]` among the first 13 bytes only; searching bytes (not a `&str` cut at 13)
+    // keeps a multi-byte character there from hiding the prefix.
+    let close = inner.bytes().take(13).position(|b| b == b']')?;
+    let t = parse_clock(inner.get(..close)?)?;
     let mut len = close + 2;
     if s.as_bytes().get(len) == Some(&b' ') {
         len += 1;
@@ -49,19 +51,23 @@ pub fn parse<'a>(
     let mut p = Parsed::new("delivery-trace", None);
     p.outcome = Some(Outcome::Unknown);
     let mut rest = text;
+    let mut known_shape = false;
     if let Some((_, len)) = clock_prefix(rest) {
-        rest = &rest[len.min(rest.len())..];
+        rest = rest.get(len..).unwrap_or("");
+        known_shape = true;
     }
     let mut key = None;
     if let Some((id, after)) = bracket(rest) {
         let id_trim = id.trim();
         if id_trim.is_empty() {
+            known_shape = true;
             rest = after.strip_prefix(' ').unwrap_or(after);
         } else if let Some((local, suffix)) = split_local_id(id_trim) {
             p.fields.local_id = Some(Cow::Borrowed(local));
             p.fields.queue_suffix = suffix.map(Cow::Borrowed);
             key = Some(id_trim);
             rest = after.strip_prefix(' ').unwrap_or(after);
+            known_shape = true;
         }
     }
     if let Some((dom, after)) = bracket(rest)
@@ -71,9 +77,11 @@ pub fn parse<'a>(
         && after.starts_with(' ')
     {
         p.fields.destination_domain = Some(Cow::Borrowed(dom));
-        rest = &after[1..];
+        rest = after.get(1..).unwrap_or("");
     }
     let mut redacted = None;
+    // what the first line was, for the continuation lines
+    let mut role = Role::Other;
     if let Some(payload) = rest.strip_prefix("SendMailMess:") {
         let mut payload_at = text.len() - payload.len();
         let mut payload = payload;
@@ -84,30 +92,83 @@ pub fn parse<'a>(
         let first = payload.split('\n').next().unwrap_or("");
         let key = key.unwrap_or("");
         let mut exchange = sessions.take(key);
+        let end = payload_at + first.len();
+        let mut replace = |r: Cow<'_, str>| {
+            if r.as_ref() != first
+                && let (Some(head), Some(tail)) = (text.get(..payload_at), text.get(end..))
+            {
+                redacted = Some(format!("{head}{r}{tail}"));
+            }
+        };
         if let Some(code) = reply_code(first) {
             p.fields.reply_code = Some(code);
             p.outcome = Some(outcome_of_code(code));
             exchange.server_line(first);
+            role = Role::Reply;
+            if redact {
+                replace(redact::scrub_echo(first));
+            }
         } else if first.starts_with("return=") || first.is_empty() {
             // the delivery function's own status, not protocol text
         } else {
+            role = Role::Command;
             let was_pending = exchange.is_pending();
-            if !was_pending && let Some(verb) = client_verb(Kind::Senderlog, first) {
+            let verb = client_verb(Kind::Senderlog, first);
+            if !was_pending && let Some(verb) = verb {
                 p.fields.command = Some(upper(verb));
             }
+            // No exchange known for this message id (a new hourly or daily file, a
+            // restart): a lone base64-looking payload is taken for a secret.
+            let lone_token =
+                !was_pending && verb.is_none() && redact::looks_like_secret_token(first);
+            let r = exchange.client_line(first);
             if redact {
-                let r = exchange.client_line(first);
-                if r.as_ref() != first {
-                    let end = payload_at + first.len();
-                    redacted = Some(format!("{}{}{}", &text[..payload_at], r, &text[end..]));
-                }
-            } else {
-                let _ = exchange.client_line(first);
+                replace(if lone_token {
+                    Cow::Borrowed(redact::MASK)
+                } else {
+                    r
+                });
             }
         }
         sessions.put(key, exchange);
+    } else if redact && !known_shape {
+        // Neither a time prefix nor a message-id bracket: text of unknown shape.
+        if let Cow::Owned(s) = redact::scrub_unparsed(text) {
+            redacted = Some(s);
+        }
+    } else if !redact {
+        return (Ok(p), None);
+    }
+    if redact && text.contains('\n') {
+        redacted = continuation_lines(redacted.as_deref().unwrap_or(text), role).or(redacted);
     }
     (Ok(p), redacted)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `SendMailMess:<command>`
+    Command,
+    /// `SendMailMess:<reply>`
+    Reply,
+    Other,
+}
+
+/// The continuation lines of a record: after a command they are more client text (checked for
+/// credential verbs anywhere); after a reply, more of the reply (an error may echo a secret);
+/// any line that starts like a record (`[`) but was not taken for one is of unknown shape.
+fn continuation_lines(text: &str, role: Role) -> Option<String> {
+    redact::map_lines(text, 0, |i, line| {
+        if i == 0 {
+            Cow::Borrowed(line)
+        } else if role == Role::Command || line.starts_with('[') {
+            redact::scrub_unparsed(line)
+        } else if role == Role::Reply {
+            redact::scrub_echo(line)
+        } else {
+            Cow::Borrowed(line)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -127,6 +188,11 @@ mod tests {
         );
         assert_eq!(clock_prefix("[08:22:11] x"), Some(((8, 22, 11, 0), 11)));
         assert_eq!(clock_prefix("[B0000097013] x"), None);
+        // a multi-byte character straddling byte 13 used to hide the prefix
+        assert_eq!(
+            clock_prefix("[08:22:11]\u{7a93}\u{53e3}"),
+            Some(((8, 22, 11, 0), 10))
+        );
     }
 
     #[test]

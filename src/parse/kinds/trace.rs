@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::{Parsed, Shape, bracketed_time, outcome_of_code, reply_code, upper};
 use crate::kind::Kind;
-use crate::parse::redact::Exchange;
+use crate::parse::redact::{self, Exchange};
 use crate::parse::time::LocalTime;
 use crate::record::Outcome;
 
@@ -33,6 +33,18 @@ pub fn record_start(line: &str) -> Option<(LocalTime, &str, usize)> {
     Some((t, handle, text_at))
 }
 
+/// A line that starts like a record (`[...`, or `..., xxxxxxxx, ` near the start) but was not
+/// taken for one.
+fn looks_like_broken_start(line: &str) -> bool {
+    if line.starts_with('[') {
+        return true;
+    }
+    let head = &line.as_bytes()[..line.len().min(48)];
+    head.windows(12).any(|w| {
+        w[..2] == *b", " && w[2..10].iter().all(u8::is_ascii_hexdigit) && w[10..] == *b", "
+    })
+}
+
 /// Sessions in the middle of a SASL exchange, by handle. Only pending exchanges are kept, and
 /// the map is bounded so that abandoned sessions cannot grow it without limit.
 #[derive(Debug, Default)]
@@ -48,7 +60,7 @@ impl Sessions {
     }
 
     pub fn put(&mut self, key: &str, x: Exchange) {
-        if x.is_pending() {
+        if !x.is_idle() {
             if self.map.len() >= MAX_SESSIONS {
                 self.map.clear();
             }
@@ -114,6 +126,22 @@ const IMAP_VERBS: &[&str] = &[
     "THREAD",
 ];
 
+/// A command word of SMTP or POP3 (any case).
+pub(crate) fn is_smtp_or_pop3_verb(w: &str) -> bool {
+    SMTP_VERBS
+        .iter()
+        .chain(POP3_VERBS)
+        .any(|v| v.eq_ignore_ascii_case(w))
+}
+
+/// A word that a client sends alone on a line as a command: never taken for a secret.
+pub(crate) fn is_known_word(w: &str) -> bool {
+    is_smtp_or_pop3_verb(w)
+        || IMAP_VERBS.iter().any(|v| v.eq_ignore_ascii_case(w))
+        // ends IMAP IDLE
+        || w.eq_ignore_ascii_case("DONE")
+}
+
 /// The client command of `text`, upper-cased, if it is one for this protocol.
 pub(crate) fn client_verb(kind: Kind, text: &str) -> Option<&str> {
     let mut words = text.split(' ');
@@ -171,26 +199,36 @@ pub fn parse<'a>(
         return (Ok(p), None);
     }
     let first_end = text.find('\n').unwrap_or(text.len());
-    let Some((time, handle, at)) = record_start(&text[..first_end]) else {
+    let Some((time, handle, at)) = record_start(text.get(..first_end).unwrap_or("")) else {
         return (
             Err("line without `[time], handle, ` prefix and no record before it to continue"),
             None,
         );
     };
-    let body = &text[at..first_end];
+    let body = text.get(at..first_end).unwrap_or("");
     let mut p = Parsed::new("protocol-trace", Some(time));
     p.fields.session_id = Some(Cow::Borrowed(handle));
     let mut exchange = sessions.take(handle);
+    let single_line = first_end == text.len();
+    // A lone base64-looking line on a session with no known exchange: the SASL state may have
+    // been lost (restart, new file, session map cleared), so it is taken for a secret.
+    let lone_token = single_line
+        && !exchange.is_pending()
+        && !exchange.in_data()
+        && redact::looks_like_secret_token(body);
     let dir = if handle == "00000000" {
         Direction::Internal
     } else if let Some((code, outcome)) = server_reply(kind, body) {
         p.fields.reply_code = code;
         p.outcome = Some(outcome);
         Direction::Server
-    } else if exchange.is_pending() {
+    } else if exchange.is_pending() || exchange.in_data() {
         Direction::Client
     } else if let Some(verb) = client_verb(kind, body) {
         p.fields.command = Some(upper(verb));
+        Direction::Client
+    } else if lone_token || !single_line {
+        // E-Post's own trace text is one line; raw client input is what spans several.
         Direction::Client
     } else {
         Direction::Internal
@@ -203,25 +241,36 @@ pub fn parse<'a>(
     p.outcome.get_or_insert(Outcome::Unknown);
 
     let mut redacted = None;
-    match dir {
-        Direction::Server => exchange.server_line(body),
-        Direction::Client if redact => {
-            let mut changed = false;
-            let mut out = String::with_capacity(text.len());
-            out.push_str(&text[..at]);
-            for (i, line) in text[at..].split('\n').enumerate() {
-                if i > 0 {
-                    out.push('\n');
-                }
-                let r = exchange.client_line(line);
-                changed |= matches!(r, Cow::Owned(_)) || r.as_ref() != line;
-                out.push_str(&r);
+    if dir == Direction::Server {
+        exchange.server_line(body);
+    }
+    if redact {
+        redacted = redact::map_lines(text, at, |i, line| {
+            let in_data = exchange.in_data();
+            let r = match dir {
+                Direction::Client if i == 0 && lone_token => Cow::Borrowed(redact::MASK),
+                Direction::Client => exchange.client_line(line),
+                Direction::Server => redact::scrub_echo(line),
+                Direction::Internal => Cow::Borrowed(line),
+            };
+            // Continuation lines: pipelined client input is checked for credential verbs
+            // anywhere (not in DATA content, which is prose), and a line that looks like a
+            // record start that did not parse (a broken time or handle) holds text of
+            // unknown shape whatever record it was joined to.
+            let unknown = match dir {
+                Direction::Client => !in_data,
+                _ => looks_like_broken_start(line),
+            };
+            if i > 0 && unknown && r.as_ref() == line {
+                redact::scrub_unparsed(line)
+            } else {
+                r
             }
-            if changed {
-                redacted = Some(out);
-            }
+        });
+    } else if dir == Direction::Client {
+        for line in text.get(at..).unwrap_or("").split('\n') {
+            let _ = exchange.client_line(line);
         }
-        _ => {}
     }
     sessions.put(handle, exchange);
     (Ok(p), redacted)
@@ -383,6 +432,128 @@ mod tests {
             "[30/Nov/2017:07:51:53], 00146288, * CAPABILITY IMAP4",
         );
         assert_eq!(p.fields.direction, Some("server"));
+    }
+
+    /// The AUTH LOGIN state is lost (the shipper restarted, a new day's file, or the session
+    /// map was cleared): the base64 lines that follow are still taken for secrets.
+    #[test]
+    fn lone_base64_after_lost_state_is_masked() {
+        let mut s = Sessions::default();
+        let (p, r) = one(
+            Kind::Receivelog,
+            &mut s,
+            "[30/Nov/2017:08:20:48], 0145a008, cGFzc3dvcmQxMjM=",
+        );
+        assert_eq!(p.fields.direction, Some("client"));
+        assert_eq!(
+            r.as_deref(),
+            Some("[30/Nov/2017:08:20:48], 0145a008, [REDACTED]")
+        );
+        // the map is cleared at MAX_SESSIONS; the exchange under way goes with it
+        one(
+            Kind::Receivelog,
+            &mut s,
+            "[30/Nov/2017:08:20:47], 0000aaaa, AUTH LOGIN",
+        );
+        for i in 0..=MAX_SESSIONS {
+            let line = format!("[30/Nov/2017:08:20:47], {i:08x}, AUTH LOGIN");
+            one(Kind::Receivelog, &mut s, &line);
+        }
+        let (_, r) = one(
+            Kind::Receivelog,
+            &mut s,
+            "[30/Nov/2017:08:20:48], 0000aaaa, aHVudGVyMg==",
+        );
+        assert_eq!(
+            r.as_deref(),
+            Some("[30/Nov/2017:08:20:48], 0000aaaa, [REDACTED]")
+        );
+        // an ordinary command word on its own is not masked
+        let (p, r) = one(
+            Kind::Receivelog,
+            &mut s,
+            "[30/Nov/2017:08:20:49], 0145a008, QUIT",
+        );
+        assert_eq!(r, None);
+        assert_eq!(p.fields.command.as_deref(), Some("QUIT"));
+        let (_, r) = one(
+            Kind::Receiveimap4,
+            &mut s,
+            "[30/Nov/2017:08:20:49], 0145a008, DONE",
+        );
+        assert_eq!(r, None);
+    }
+
+    #[test]
+    fn ntlm_second_client_message_is_masked() {
+        let mut s = Sessions::default();
+        let lines = [
+            (
+                "AUTH NTLM TlRMTVNTUAABAAAAB4IIAA==",
+                Some("AUTH NTLM [REDACTED]"),
+            ),
+            ("334 TlRMTVNTUAACAAAADAAMADAAAAA=", None),
+            (
+                "TlRMTVNTUAADAAAAGAAYAEAAAAAYABgAWAAAAAAAAAAAaHVudGVy",
+                Some("[REDACTED]"),
+            ),
+            ("235 2.0.0 Authentication successful.", None),
+            ("MAIL FROM:<a@b>", None),
+        ];
+        for (body, want) in lines {
+            let line = format!("[30/Nov/2017:08:20:50], 0000aaaa, {body}");
+            let (_, r) = one(Kind::Receivelog, &mut s, &line);
+            assert_eq!(
+                r,
+                want.map(|w| format!("[30/Nov/2017:08:20:50], 0000aaaa, {w}")),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_phase_is_not_masked_and_echoed_secrets_are() {
+        let mut s = Sessions::default();
+        let t = "[30/Nov/2017:08:20:52], 0145a008, ";
+        one(
+            Kind::Receivelog,
+            &mut s,
+            &format!("{t}354 Start mail input"),
+        );
+        let body = format!("{t}Subject: pass login\nZm9vYmFyYmF6\nPASS word\n.");
+        let (p, r) = one(Kind::Receivelog, &mut s, &body);
+        assert_eq!(p.fields.direction, Some("client"));
+        assert_eq!(r, None);
+        one(Kind::Receivelog, &mut s, &format!("{t}250 ok"));
+        let (_, r) = one(
+            Kind::Receivelog,
+            &mut s,
+            &format!("{t}500 5.5.2 command unrecognized: \"aHVudGVyMg==\""),
+        );
+        assert_eq!(
+            r,
+            Some(format!("{t}500 5.5.2 command unrecognized: \"[REDACTED]\""))
+        );
+        // raw client input of several lines that starts with no verb is client input
+        let (p, r) = one(
+            Kind::Receivelog,
+            &mut s,
+            &format!("{t}xyz\nAUTH PLAIN AGJvYgBodW50ZXIy"),
+        );
+        assert_eq!(p.fields.direction, Some("client"));
+        assert_eq!(r, Some(format!("{t}xyz\nAUTH PLAIN [REDACTED]")));
+        // a broken prefix joined to a server record
+        let (_, r) = one(
+            Kind::Receivelog,
+            &mut s,
+            &format!("{t}250 ok\n[30/Nov/2017:08:2], 0145a008, PASS hunter2"),
+        );
+        assert_eq!(
+            r,
+            Some(format!(
+                "{t}250 ok\n[30/Nov/2017:08:2], 0145a008, PASS [REDACTED]"
+            ))
+        );
     }
 
     #[test]

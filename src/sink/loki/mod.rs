@@ -17,20 +17,22 @@ pub mod proto;
 mod reject;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 
+use std::borrow::Cow;
+
 use super::dead_letter::DeadLetter;
-use super::{Backoff, Delivered, Probe, SinkError, http};
+use super::engine::{Code, Engine, Outcome, Records, Requests, Verdict};
+use super::{Delivered, Probe, SinkError, http};
 use crate::batch::{Encoding, Segment};
 use crate::config::{LokiEncoding, LokiSink as Config};
+use crate::metrics::SinkStats;
 pub use encode::LokiEncoder;
 use encode::{BUILTIN_LABELS, Entry};
 
 pub struct LokiSink {
-    name: String,
     base: String,
     push_url: String,
     client: reqwest::Client,
@@ -38,19 +40,7 @@ pub struct LokiSink {
     encoding: LokiEncoding,
     tenant: Option<String>,
     max_request_bytes: usize,
-    dead: Arc<DeadLetter>,
-}
-
-/// What one push came to.
-enum Push {
-    Stored,
-    /// Worth trying again later (transport error, 429, 5xx, auth...).
-    Retry(String),
-    /// 400 (some entries refused, the others stored) or 413 (too large).
-    Refused {
-        status: StatusCode,
-        body: String,
-    },
+    engine: Engine,
 }
 
 impl LokiSink {
@@ -96,7 +86,6 @@ impl LokiSink {
         );
         let client = http::client(&c.tls, c.request_timeout.0, &c.headers, auth)?;
         Ok(LokiSink {
-            name: name.to_string(),
             push_url: format!("{base}{}", c.push_path),
             base,
             client,
@@ -109,7 +98,7 @@ impl LokiSink {
             encoding: c.encoding,
             tenant: c.tenant.clone(),
             max_request_bytes: c.max_request_bytes.0.max(1024) as usize,
-            dead,
+            engine: Engine::new(name, dead),
         })
     }
 
@@ -127,12 +116,12 @@ impl LokiSink {
     async fn empty_push(&self) -> Result<(), SinkError> {
         let empty: Vec<Entry<'_>> = Vec::new();
         match self.push(&empty, &[]).await {
-            Push::Stored => Ok(()),
-            Push::Retry(why) => Err(SinkError::Transient(why)),
-            Push::Refused { status, body } => Err(SinkError::Config(format!(
-                "{}: an empty push was refused (HTTP {status}): {}; check `url` and `push_path`",
+            Outcome::Delivered => Ok(()),
+            o if o.retryable() => Err(o.into_error(&self.push_url)),
+            o => Err(SinkError::Config(format!(
+                "{}: an empty push was refused ({}); check `url` and `push_path`",
                 self.push_url,
-                truncate(body.trim(), 300)
+                o.reason()
             ))),
         }
     }
@@ -154,7 +143,13 @@ impl LokiSink {
                         "{base}{path}: authentication refused ({status})"
                     )));
                 }
-                Ok((status, resp.text().await.unwrap_or_default()))
+                let text = http::read_text(resp)
+                    .await
+                    .map_err(|source| SinkError::Answer {
+                        what: format!("{base}{path}"),
+                        source,
+                    })?;
+                Ok((status, text))
             }
         };
         let server = match get("/loki/api/v1/status/buildinfo").await? {
@@ -175,7 +170,7 @@ impl LokiSink {
                     (s, body) => {
                         return Err(SinkError::Transient(format!(
                             "{base}: not a Loki server, or not ready (GET /ready: HTTP {s}: {})",
-                            truncate(&body, 200)
+                            http::excerpt(&body, 200)
                         )));
                     }
                 },
@@ -194,7 +189,8 @@ impl LokiSink {
         }
     }
 
-    async fn push(&self, entries: &[Entry<'_>], set: &[usize]) -> Push {
+    /// Pushes the entries `set` of `entries` and classifies Loki's answer.
+    async fn push(&self, entries: &[Entry<'_>], set: &[usize]) -> Outcome {
         let url = &self.push_url;
         let mut req = self.with_tenant(self.client.post(url));
         req = match self.encoding {
@@ -206,82 +202,160 @@ impl LokiSink {
                     .header(CONTENT_TYPE, "application/json")
                     .header(CONTENT_ENCODING, "gzip")
                     .body(b),
-                Err(e) => return Push::Retry(format!("gzip: {e}")),
+                Err(e) => return Outcome::Transport(format!("gzip: {e}")),
             },
         };
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return Push::Retry(format!("{url}: {}", http::describe(&e))),
+            Err(e) => return Outcome::Transport(format!("{url}: {}", http::describe(&e))),
         };
         let status = resp.status();
         if status.is_success() {
-            return Push::Stored;
+            return Outcome::Delivered;
         }
-        let body = resp.text().await.unwrap_or_default();
-        match status.as_u16() {
-            // VictoriaLogs' answer to a wrong push path: a configuration error, not a refusal
-            400 if body.contains("unsupported path") => Push::Retry(format!(
-                "{url}: HTTP {status}: {}; check `url` and `push_path`",
-                truncate(body.trim(), 300)
-            )),
-            // a Loki that takes no structured metadata refuses every entry: wait for the
-            // configuration to be fixed rather than dead-letter everything
-            400 if metadata_refused(&body) => Push::Retry(format!(
-                "{url}: HTTP {status}: {}; set `structured_metadata = false` for this Loki, or allow structured metadata in its limits_config",
-                truncate(body.trim(), 300)
-            )),
-            400 | 413 => Push::Refused { status, body },
-            401 | 403 => Push::Retry(format!(
-                "{url}: authentication refused (HTTP {status}): {}; records wait on disk until the credentials are fixed",
-                truncate(&body, 300)
-            )),
-            404 | 405 => Push::Retry(format!(
-                "{url}: HTTP {status}: no push endpoint here (check `url` and `push_path`): {}",
-                truncate(&body, 300)
-            )),
-            _ => Push::Retry(format!("{url}: HTTP {status}: {}", truncate(&body, 500))),
-        }
+        let after = http::retry_after(resp.headers());
+        let body = match http::read_text(resp).await {
+            Ok(b) => b,
+            Err(e) => return Outcome::Unreadable(e),
+        };
+        classify(status, after, &body, entries, set)
     }
 
     pub async fn deliver(
         &self,
         idx: usize,
         batch: &[Arc<Segment>],
-    ) -> Result<Delivered, SinkError> {
-        let mut dead = vec![0u64; batch.len()];
-        let mut entries: Vec<Entry<'_>> = Vec::new();
+        stats: &SinkStats,
+    ) -> Delivered {
+        let recs = Records::new(idx, batch);
+        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(recs.len());
         // the segment of each entry, for the per-segment dead-letter counts
-        let mut owner: Vec<usize> = Vec::new();
-        for (s, seg) in batch.iter().enumerate() {
-            let p = &seg.payloads[idx];
-            for r in 0..p.records() {
-                match encode::decode(p.record(r)) {
-                    Some(e) => {
-                        entries.push(e);
-                        owner.push(s);
-                    }
-                    None => {
-                        let why = "the Loki sink could not read back its own entry (a bug; please report it)";
-                        self.dead_letter(why, p.record(r))?;
-                        dead[s] += 1;
-                    }
+        let mut owner: Vec<usize> = Vec::with_capacity(recs.len());
+        let mut broken = Vec::new();
+        for i in 0..recs.len() {
+            match encode::decode(recs.record(i)) {
+                Some(e) => {
+                    entries.push(e);
+                    owner.push(recs.segment(i));
                 }
+                None => broken.push(i),
             }
         }
+        let pushes = Pushes {
+            sink: self,
+            recs: &recs,
+            entries,
+            owner,
+            broken,
+        };
+        self.engine.deliver(&pushes, batch.len(), stats).await
+    }
+}
 
-        // requests of at most max_request_bytes, popped in order: stream by stream, each in
-        // time order, so that a stream's later pushes never carry older entries
-        let all: Vec<usize> = (0..entries.len()).collect();
+/// What Loki's answer to a failed push means. A 400 means Loki stored some entries and
+/// refused others: with a cutoff named (too old, too far behind) for a push of one stream,
+/// the entries before it are refused for that reason and the rest pushed again; otherwise the
+/// engine splits the push (by stream, then in halves: `Pushes::split`) until each refused
+/// entry is alone. Pushing accepted entries again is harmless: Loki drops exact duplicates.
+fn classify(
+    status: StatusCode,
+    after: Option<std::time::Duration>,
+    body: &str,
+    entries: &[Entry<'_>],
+    set: &[usize],
+) -> Outcome {
+    let code = Code::Http(status.as_u16());
+    let short = |hint: &str| format!("{}{hint}", http::excerpt(body.trim(), 300));
+    let retry = |excerpt: String| Outcome::Status {
+        code,
+        excerpt,
+        verdict: Verdict::Retry,
+        after,
+    };
+    match status.as_u16() {
+        // VictoriaLogs' answer to a wrong push path: a configuration error, not a refusal
+        400 if body.contains("unsupported path") => retry(short("; check `url` and `push_path`")),
+        // a Loki that takes no structured metadata refuses every entry: wait for the
+        // configuration to be fixed rather than dead-letter everything
+        400 if metadata_refused(body) => retry(short(
+            "; set `structured_metadata = false` for this Loki, or allow structured metadata in its limits_config",
+        )),
+        400 => cutoff_refusal(body, entries, set).unwrap_or_else(|| Outcome::Status {
+            code,
+            excerpt: http::excerpt(body.trim(), 2000).to_string(),
+            verdict: Verdict::Refused,
+            after: None,
+        }),
+        413 => Outcome::TooLarge {
+            code,
+            excerpt: http::excerpt(body.trim(), 2000).to_string(),
+        },
+        401 | 403 => Outcome::Auth {
+            code,
+            excerpt: short(""),
+        },
+        404 | 405 => retry(short(
+            " (no push endpoint here: check `url` and `push_path`)",
+        )),
+        _ => retry(http::excerpt(body.trim(), 500).to_string()),
+    }
+}
+
+/// A 400 naming a cutoff, for a push of one stream: the entries older than the latest cutoff
+/// named are refused (both cutoffs only move forward, so they would be refused again), the
+/// others pushed again. `None` if that does not apply.
+fn cutoff_refusal(body: &str, entries: &[Entry<'_>], set: &[usize]) -> Option<Outcome> {
+    if encode::streams(entries, set).len() > 1 {
+        return None;
+    }
+    let cut = reject::cutoffs(body).into_iter().max_by_key(|c| c.nanos)?;
+    let (mut refused, mut resend) = (Vec::new(), Vec::new());
+    for (p, &i) in set.iter().enumerate() {
+        let ts = entries.get(i)?.ts;
+        if ts < cut.nanos {
+            // Loki's line may name another entry of the push: say which cutoff applied
+            let why = format!(
+                "HTTP 400 (entry time {} is before the oldest acceptable timestamp Loki named): {}",
+                encode::rfc3339_nanos(ts),
+                cut.line
+            );
+            refused.push((p, why));
+        } else {
+            resend.push(p);
+        }
+    }
+    (!refused.is_empty()).then_some(Outcome::PartlyRefused {
+        refused,
+        resend,
+        wait: None,
+    })
+}
+
+/// A batch as Loki pushes. Indices are entries (the records that decoded).
+struct Pushes<'a> {
+    sink: &'a LokiSink,
+    recs: &'a Records<'a>,
+    entries: Vec<Entry<'a>>,
+    owner: Vec<usize>,
+    /// Records that do not decode (a bug, never data): dead-lettered as they are.
+    broken: Vec<usize>,
+}
+
+impl Requests for Pushes<'_> {
+    /// Requests of at most `max_request_bytes`, stream by stream, each in time order, so that
+    /// a stream's later pushes never carry older entries.
+    fn plan(&self) -> Vec<Vec<usize>> {
+        let all: Vec<usize> = (0..self.entries.len()).collect();
         let mut work: Vec<Vec<usize>> = Vec::new();
         let mut cur = Vec::new();
         let mut size = 0usize;
-        for i in encode::streams(&entries, &all)
+        for i in encode::streams(&self.entries, &all)
             .into_iter()
             .flat_map(|(_, s)| s)
         {
-            let e = &entries[i];
+            let e = &self.entries[i];
             let n = e.line.len() + e.labels.len() + 128;
-            if !cur.is_empty() && size + n > self.max_request_bytes {
+            if !cur.is_empty() && size + n > self.sink.max_request_bytes {
                 work.push(std::mem::take(&mut cur));
                 size = 0;
             }
@@ -291,105 +365,38 @@ impl LokiSink {
         if !cur.is_empty() {
             work.push(cur);
         }
-        work.reverse();
-
-        // Once anything is stored or dead-lettered, failures are retried here rather than by
-        // the runner, so that no record is dead-lettered twice.
-        let mut progressed = false;
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        while let Some(set) = work.pop() {
-            match self.push(&entries, &set).await {
-                Push::Stored => progressed = true,
-                Push::Retry(why) => {
-                    if !progressed {
-                        return Err(SinkError::Transient(why));
-                    }
-                    let d = backoff.next_delay();
-                    tracing::warn!(sink = %self.name, error = %why, entries = set.len(), retry_in = ?d, "push failed; will retry");
-                    tokio::time::sleep(d).await;
-                    work.push(set);
-                }
-                Push::Refused { status, body } => {
-                    progressed |=
-                        self.isolate(&entries, &owner, set, status, &body, &mut work, &mut dead)?;
-                }
-            }
-        }
-        Ok(Delivered {
-            dead_lettered: dead,
-        })
+        work
     }
 
-    /// A refused push of `set`: dead-letters what is known to be refused and queues the rest
-    /// in smaller pushes. Returns whether anything was dead-lettered.
-    #[allow(clippy::too_many_arguments)]
-    fn isolate(
-        &self,
-        entries: &[Entry<'_>],
-        owner: &[usize],
-        set: Vec<usize>,
-        status: StatusCode,
-        body: &str,
-        work: &mut Vec<Vec<usize>>,
-        dead: &mut [u64],
-    ) -> Result<bool, SinkError> {
-        if set.len() == 1 {
-            let reason = format!("HTTP {}: {}", status.as_u16(), truncate(body.trim(), 2000));
-            self.dead_letter(&reason, &entries[set[0]].to_json())?;
-            dead[owner[set[0]]] += 1;
-            tracing::warn!(sink = %self.name, reason = %reason, file = %self.dead.path().display(), "entry refused by Loki; written to the dead-letter file");
-            return Ok(true);
+    async fn send(&self, set: &[usize]) -> Outcome {
+        self.sink.push(&self.entries, set).await
+    }
+
+    fn segment(&self, i: usize) -> usize {
+        self.owner.get(i).copied().unwrap_or(0)
+    }
+
+    fn dead_letter_json(&self, i: usize) -> Cow<'_, [u8]> {
+        Cow::Owned(self.entries[i].to_json())
+    }
+
+    /// A refused push of several streams: the answer's cutoffs may be per stream, so ask
+    /// again stream by stream; one stream: halves in time order (the older goes first).
+    fn split(&self, set: &[usize], too_large: bool) -> Vec<Vec<usize>> {
+        let streams = encode::streams(&self.entries, set);
+        if streams.len() > 1 && !too_large {
+            return streams.into_iter().map(|(_, s)| s).collect();
         }
-        let streams = encode::streams(entries, &set);
-        if streams.len() > 1 && status == StatusCode::BAD_REQUEST {
-            // the answer's cutoffs may be per stream: ask again stream by stream
-            for (_, s) in streams.into_iter().rev() {
-                work.push(s);
-            }
-            return Ok(false);
-        }
-        // in time order, so that halves are time ranges and the older goes first
         let ordered: Vec<usize> = streams.into_iter().flat_map(|(_, s)| s).collect();
-        if status == StatusCode::BAD_REQUEST
-            && let Some(cut) = reject::cutoffs(body).into_iter().max_by_key(|c| c.nanos)
-        {
-            let (old, rest): (Vec<usize>, Vec<usize>) =
-                ordered.iter().partition(|&&i| entries[i].ts < cut.nanos);
-            if !old.is_empty() {
-                // Loki's line may name another entry of the push: say which cutoff applied
-                let reason = |ts: i64| {
-                    format!(
-                        "HTTP 400 (entry time {} is before the oldest acceptable timestamp Loki named): {}",
-                        encode::rfc3339_nanos(ts),
-                        cut.line
-                    )
-                };
-                for &i in &old {
-                    self.dead_letter(&reason(entries[i].ts), &entries[i].to_json())?;
-                    dead[owner[i]] += 1;
-                }
-                let reason = cut.line;
-                tracing::warn!(sink = %self.name, entries = old.len(), reason = %reason, file = %self.dead.path().display(), "entries older than Loki accepts; written to the dead-letter file");
-                if !rest.is_empty() {
-                    work.push(rest);
-                }
-                return Ok(true);
-            }
-        }
-        let (a, b) = ordered.split_at(ordered.len() / 2);
-        work.push(b.to_vec());
-        work.push(a.to_vec());
-        Ok(false)
+        super::engine::halves(&ordered)
     }
 
-    fn dead_letter(&self, reason: &str, record: &[u8]) -> Result<(), SinkError> {
-        self.dead.write(&self.name, reason, record).map_err(|e| {
-            // Without the dead-letter file the record would be lost: retry.
-            SinkError::Transient(format!(
-                "cannot write dead-letter file `{}`: {e}",
-                self.dead.path().display()
-            ))
-        })
+    fn unsendable(&self) -> Vec<(usize, &[u8], String)> {
+        let why = "the Loki sink could not read back its own entry (a bug; please report it)";
+        self.broken
+            .iter()
+            .map(|&i| (self.recs.segment(i), self.recs.record(i), why.to_string()))
+            .collect()
     }
 }
 
@@ -411,13 +418,6 @@ fn victorialogs_version(metrics: &str) -> Option<&str> {
         .nth(1)
         .or_else(|| line.split("version=\"").nth(1))?;
     v.split('"').next()
-}
-
-fn truncate(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 #[cfg(test)]

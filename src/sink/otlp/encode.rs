@@ -339,6 +339,7 @@ mod tests {
             outcome: Outcome::Failure,
             parse_error: None,
             decode_error: false,
+            truncated: false,
             fields: Default::default(),
         };
         r.fields.to = vec![Cow::Borrowed("a@example.jp"), Cow::Borrowed("b@example.jp")];

@@ -19,9 +19,11 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, GrpcMethod, Status};
 use tonic_types::StatusExt;
 
-use super::{Outcome, tls};
+use super::{Export, tls};
 use crate::config::{Compression, OtlpSink as Config};
 use crate::sink::SinkError;
+use crate::sink::engine::{Code as Status_, Outcome, Verdict};
+use crate::sink::http::MAX_ANSWER_BYTES;
 
 const SERVICE: &str = "opentelemetry.proto.collector.logs.v1.LogsService";
 const PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
@@ -124,7 +126,8 @@ impl Grpc {
                     .connect_with_connector_lazy(self.connector.clone())
             })
             .clone();
-        let grpc = tonic::client::Grpc::new(channel);
+        // at most MAX_ANSWER_BYTES of an answer is decoded (tonic's default is 4 MiB too)
+        let grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES);
         if self.gzip {
             grpc.send_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Gzip)
@@ -133,13 +136,10 @@ impl Grpc {
         }
     }
 
-    pub async fn export(&self, body: Vec<u8>) -> Outcome {
+    pub async fn export(&self, body: Vec<u8>) -> Export {
         let mut grpc = self.client();
         if let Err(e) = grpc.ready().await {
-            return Outcome::Retry {
-                why: format!("not connected: {e}"),
-                after: None,
-            };
+            return Export::Failed(Outcome::Transport(format!("not connected: {e}")));
         }
         let mut req = tonic::Request::new(body);
         *req.metadata_mut() = self.metadata.clone();
@@ -149,12 +149,12 @@ impl Grpc {
         match grpc.unary(req, path, RawCodec).await {
             Ok(resp) => {
                 let p = resp.into_inner().partial_success.unwrap_or_default();
-                Outcome::Accepted {
+                Export::Accepted {
                     rejected: p.rejected_log_records,
                     message: p.error_message,
                 }
             }
-            Err(status) => classify(&status),
+            Err(status) => Export::Failed(classify(&status)),
         }
     }
 }
@@ -162,38 +162,40 @@ impl Grpc {
 /// What a gRPC status means for the request (OTLP spec, "Failures"), leaning to retrying:
 /// only statuses that say the data itself is bad lead to the dead-letter file.
 pub fn classify(status: &Status) -> Outcome {
-    let why = describe(status);
-    let delay = status.get_details_retry_info().and_then(|r| r.retry_delay);
+    let code = Status_::Grpc(status.code());
+    let excerpt = describe(status);
+    let after = status.get_details_retry_info().and_then(|r| r.retry_delay);
+    let status_ = |verdict, excerpt| Outcome::Status {
+        code,
+        excerpt,
+        verdict,
+        after,
+    };
     match status.code() {
         Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
-            Outcome::Rejected { why }
+            status_(Verdict::Refused, excerpt)
         }
         // grpc-go's answer to a message over the receiver's size limit
         Code::ResourceExhausted
-            if delay.is_none()
+            if after.is_none()
                 && (status.message().contains("larger than max")
                     || status.message().contains("too large")) =>
         {
-            Outcome::TooLarge { why }
+            Outcome::TooLarge { code, excerpt }
         }
-        Code::Unauthenticated | Code::PermissionDenied => Outcome::Retry {
-            why: format!(
-                "authentication refused ({why}); records wait until the credentials are fixed"
-            ),
-            after: delay,
-        },
-        Code::Unimplemented | Code::NotFound => Outcome::Retry {
-            why: format!("the endpoint does not serve OTLP logs ({why})"),
-            after: delay,
-        },
+        Code::Unauthenticated | Code::PermissionDenied => Outcome::Auth { code, excerpt },
+        Code::Unimplemented | Code::NotFound => status_(
+            Verdict::Retry,
+            format!("the endpoint does not serve OTLP logs ({excerpt})"),
+        ),
         // Unavailable, ResourceExhausted, DeadlineExceeded, Cancelled, Aborted, OutOfRange,
         // DataLoss, and Unknown/Internal, which are also what a broken connection gives
-        _ => Outcome::Retry { why, after: delay },
+        _ => status_(Verdict::Retry, excerpt),
     }
 }
 
 fn describe(status: &Status) -> String {
-    let mut s = format!("{:?}: {}", status.code(), status.message());
+    let mut s = status.message().to_string();
     let mut src = std::error::Error::source(status);
     while let Some(c) = src {
         // tonic's messages often repeat their cause already
@@ -257,7 +259,10 @@ mod tests {
     #[test]
     fn statuses() {
         let retry = |s: &Status| match classify(s) {
-            Outcome::Retry { after, .. } => after,
+            o @ Outcome::Status {
+                verdict: Verdict::Retry,
+                ..
+            } => o.after(),
             other => panic!("{other:?}"),
         };
         assert_eq!(retry(&Status::unavailable("down")), None);
@@ -275,13 +280,12 @@ mod tests {
             )),
             Outcome::TooLarge { .. }
         ));
+        let bad = classify(&Status::invalid_argument("bad data"));
+        assert!(!bad.retryable(), "{bad:?}");
+        assert_eq!(bad.reason(), "gRPC InvalidArgument: bad data");
         assert!(matches!(
-            classify(&Status::invalid_argument("bad data")),
-            Outcome::Rejected { .. }
+            classify(&Status::unauthenticated("no token")),
+            Outcome::Auth { .. }
         ));
-        match classify(&Status::unauthenticated("no token")) {
-            Outcome::Retry { why, .. } => assert!(why.starts_with("authentication refused")),
-            other => panic!("{other:?}"),
-        }
     }
 }

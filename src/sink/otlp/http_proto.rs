@@ -2,15 +2,15 @@
 //! client (keep-alive, TLS keys, headers).
 
 use std::io::Write;
-use std::time::Duration;
 
 use flate2::Compression as GzLevel;
 use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use prost::Message;
 
-use super::Outcome;
+use super::Export;
 use crate::config::{Compression, OtlpSink as Config};
+use crate::sink::engine::{Code, Outcome, Verdict};
 use crate::sink::{SinkError, http};
 
 pub struct Http {
@@ -50,17 +50,13 @@ impl Http {
         &self.url
     }
 
-    pub async fn export(&self, body: Vec<u8>) -> Outcome {
+    pub async fn export(&self, body: Vec<u8>) -> Export {
+        let failed = |o| Export::Failed(o);
         let body = if self.gzip {
             let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 4), GzLevel::new(1));
             match gz.write_all(&body).and_then(|()| gz.finish()) {
                 Ok(b) => b,
-                Err(e) => {
-                    return Outcome::Retry {
-                        why: format!("gzip: {e}"),
-                        after: None,
-                    };
-                }
+                Err(e) => return failed(Outcome::Transport(format!("gzip: {e}"))),
             }
         } else {
             body
@@ -75,61 +71,63 @@ impl Http {
         let resp = match req.body(body).send().await {
             Ok(r) => r,
             Err(e) => {
-                return Outcome::Retry {
-                    why: format!("{}: {}", self.url, http::describe(&e)),
-                    after: None,
-                };
+                let why = format!("{}: {}", self.url, http::describe(&e));
+                return failed(Outcome::Transport(why));
             }
         };
         let status = resp.status();
-        let after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(retry_after);
-        let bytes = match resp.bytes().await {
+        let after = http::retry_after(resp.headers());
+        let bytes = match http::read_answer(resp, http::MAX_ANSWER_BYTES).await {
             Ok(b) => b,
-            Err(e) => {
-                return Outcome::Retry {
-                    why: format!("{}: reading the response: {}", self.url, http::describe(&e)),
-                    after: None,
-                };
+            // The status says the data was taken; an unreadable body does not undo that
+            // (sending it again would store it twice: OTLP writes are not idempotent).
+            Err(e) if status.is_success() => {
+                tracing::warn!(url = %self.url, error = %e, "unreadable export response body; counting the request as accepted");
+                bytes::Bytes::new()
             }
+            Err(e) => return failed(Outcome::Unreadable(e)),
         };
         if status.is_success() {
-            return match ExportLogsServiceResponse::decode(&bytes[..]) {
-                Ok(r) => {
-                    let p = r.partial_success.unwrap_or_default();
-                    Outcome::Accepted {
-                        rejected: p.rejected_log_records,
-                        message: p.error_message,
-                    }
-                }
-                Err(e) => {
-                    // The status says the data was taken; an odd body does not undo that.
-                    tracing::warn!(url = %self.url, error = %e, "unreadable export response body; counting the request as accepted");
-                    Outcome::Accepted {
-                        rejected: 0,
-                        message: String::new(),
-                    }
-                }
-            };
+            return accepted(&self.url, &bytes);
         }
-        let why = format!("{}: HTTP {status}: {}", self.url, error_text(&bytes));
-        match status.as_u16() {
-            413 => Outcome::TooLarge { why },
-            401 | 403 => Outcome::Retry {
-                why: format!(
-                    "authentication refused ({why}); records wait until the credentials are fixed"
-                ),
-                after,
-            },
-            404 | 405 | 415 => Outcome::Retry {
-                why: format!("the endpoint does not serve OTLP logs ({why})"),
-                after,
-            },
-            _ if http::retryable(status) => Outcome::Retry { why, after },
-            _ => Outcome::Rejected { why },
+        let code = Code::Http(status.as_u16());
+        let excerpt = format!("{}: {}", self.url, error_text(&bytes));
+        let status_ = |verdict, excerpt| Outcome::Status {
+            code,
+            excerpt,
+            verdict,
+            after,
+        };
+        failed(match status.as_u16() {
+            413 => Outcome::TooLarge { code, excerpt },
+            401 | 403 => Outcome::Auth { code, excerpt },
+            404 | 405 | 415 => status_(
+                Verdict::Retry,
+                format!("the endpoint does not serve OTLP logs ({excerpt})"),
+            ),
+            _ if http::retryable(status) => status_(Verdict::Retry, excerpt),
+            _ => status_(Verdict::Refused, excerpt),
+        })
+    }
+}
+
+/// A success answer: its `partial_success`, if it has one.
+fn accepted(url: &str, bytes: &[u8]) -> Export {
+    match ExportLogsServiceResponse::decode(bytes) {
+        Ok(r) => {
+            let p = r.partial_success.unwrap_or_default();
+            Export::Accepted {
+                rejected: p.rejected_log_records,
+                message: p.error_message,
+            }
+        }
+        Err(e) => {
+            // The status says the data was taken; an odd body does not undo that.
+            tracing::warn!(url = %url, error = %e, "unreadable export response body; counting the request as accepted");
+            Export::Accepted {
+                rejected: 0,
+                message: String::new(),
+            }
         }
     }
 }
@@ -147,17 +145,6 @@ fn error_text(body: &[u8]) -> String {
         Some((i, _)) => t[..i].to_string(),
         None => t.to_string(),
     }
-}
-
-/// `Retry-After`: seconds, or an HTTP date.
-pub fn retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let ms = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
-    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }
 
 #[cfg(test)]
@@ -179,15 +166,5 @@ mod tests {
             "http://c:4318/v1/logs"
         );
         assert!(logs_url("127.0.0.1:4318").is_err());
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(retry_after("soon"), None);
     }
 }

@@ -25,34 +25,27 @@ mod grpc;
 mod http_proto;
 mod tls;
 
-use std::collections::VecDeque;
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use encode::{OtlpEncoder, record_json};
 
 use super::dead_letter::DeadLetter;
-use super::{Backoff, Delivered, Probe, SinkError, http};
+use super::engine::{Engine, Outcome, Records, Requests};
+use super::{Delivered, Probe, SinkError, http};
 use crate::batch::{Encoding, Segment};
 use crate::config::{OtlpProtocol, OtlpSink as Config};
+use crate::metrics::SinkStats;
 
-/// A server's retry delay is honoured up to this long.
-const MAX_SERVER_DELAY: Duration = Duration::from_secs(300);
-
-/// What became of one export request.
+/// What an export request came to: accepted (maybe in part), or a failure the engine acts on.
 #[derive(Debug)]
-pub enum Outcome {
-    /// Stored, but for `rejected` records (`partial_success`).
-    Accepted { rejected: i64, message: String },
-    /// Nothing stored; send it again after `after` (the server's wish) or a backoff.
-    Retry {
-        why: String,
-        after: Option<Duration>,
+pub enum Export {
+    /// Stored, but for `rejected` records (`partial_success`), with the server's message.
+    Accepted {
+        rejected: i64,
+        message: String,
     },
-    /// Nothing stored: the server refuses this data.
-    Rejected { why: String },
-    /// Nothing stored: the request is over the server's size limit.
-    TooLarge { why: String },
+    Failed(Outcome),
 }
 
 enum Transport {
@@ -67,11 +60,8 @@ pub struct OtlpSink {
     transport: Transport,
     max_request: usize,
     encoder: Arc<OtlpEncoder>,
-    dead: Arc<DeadLetter>,
+    engine: Engine,
 }
-
-/// (segment, record) in a batch.
-type Ref = (u32, u32);
 
 impl OtlpSink {
     pub fn new(name: &str, c: &Config, dead: Arc<DeadLetter>) -> Result<Self, SinkError> {
@@ -100,7 +90,7 @@ impl OtlpSink {
                 .unwrap_or(usize::MAX)
                 .max(1024),
             encoder: Arc::new(OtlpEncoder),
-            dead,
+            engine: Engine::new(name, dead),
         })
     }
 
@@ -112,7 +102,7 @@ impl OtlpSink {
         Ok(())
     }
 
-    async fn export(&self, body: Vec<u8>) -> Outcome {
+    async fn export(&self, body: Vec<u8>) -> Export {
         match &self.transport {
             Transport::Grpc(g) => g.export(body).await,
             Transport::Http(h) => h.export(body).await,
@@ -123,18 +113,15 @@ impl OtlpSink {
     /// the endpoint is reachable, speaks OTLP logs and takes our credentials.
     pub async fn probe(&self) -> Result<Probe, SinkError> {
         match self.export(Vec::new()).await {
-            Outcome::Accepted { .. } => Ok(Probe {
+            Export::Accepted { .. } => Ok(Probe {
                 server: format!("{} (an empty export was accepted)", self.target),
             }),
-            Outcome::Retry { why, .. } if why.starts_with("authentication refused") => {
-                Err(SinkError::Config(format!("{}: {why}", self.target)))
-            }
-            Outcome::Retry { why, .. } => {
-                Err(SinkError::Transient(format!("{}: {why}", self.target)))
-            }
-            Outcome::Rejected { why } | Outcome::TooLarge { why } => Err(SinkError::Config(
-                format!("{}: an empty export was refused: {why}", self.target),
-            )),
+            Export::Failed(o) if o.retryable() => Err(o.into_error(&self.target)),
+            Export::Failed(o) => Err(SinkError::Config(format!(
+                "{}: an empty export was refused: {}",
+                self.target,
+                o.reason()
+            ))),
         }
     }
 
@@ -142,109 +129,75 @@ impl OtlpSink {
         &self,
         idx: usize,
         batch: &[Arc<Segment>],
-    ) -> Result<Delivered, SinkError> {
-        let record = |(s, r): Ref| batch[s as usize].payloads[idx].record(r as usize);
-        let mut dead = vec![0u64; batch.len()];
-        let mut todo = self.split_by_size(idx, batch);
-        while let Some(chunk) = todo.pop_front() {
-            let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-            loop {
-                let body = encode::request(chunk.iter().map(|&r| record(r)));
-                match self.export(body).await {
-                    Outcome::Accepted { rejected, message } => {
-                        if rejected > 0 {
-                            self.partial(&chunk, rejected, &message, &record, &mut dead)
-                                .await;
-                        } else if !message.is_empty() {
-                            tracing::warn!(sink = %self.name, message = %message, "the collector accepted the records with a warning");
-                        }
-                        break;
-                    }
-                    Outcome::Retry { why, after } => {
-                        let wait = match after {
-                            Some(d) => d.min(MAX_SERVER_DELAY),
-                            None => backoff.next_delay(),
-                        };
-                        tracing::warn!(sink = %self.name, error = %why, records = chunk.len(), retry_in = ?wait, server_delay = after.is_some(), "export failed; will retry");
-                        tokio::time::sleep(wait).await;
-                    }
-                    Outcome::Rejected { why } | Outcome::TooLarge { why } if chunk.len() > 1 => {
-                        tracing::warn!(sink = %self.name, error = %why, records = chunk.len(), "export refused; splitting the request to find the records at fault");
-                        let (a, b) = chunk.split_at(chunk.len() / 2);
-                        todo.push_front(b.to_vec());
-                        todo.push_front(a.to_vec());
-                        break;
-                    }
-                    Outcome::Rejected { why } | Outcome::TooLarge { why } => {
-                        let why = format!("refused by the collector: {why}");
-                        tracing::warn!(sink = %self.name, reason = %why, file = %self.dead.path().display(), "record refused; written to the dead-letter file");
-                        self.dead_letter(&why, record(chunk[0])).await;
-                        dead[chunk[0].0 as usize] += 1;
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(Delivered {
-            dead_lettered: dead,
-        })
+        stats: &SinkStats,
+    ) -> Delivered {
+        let exports = Exports {
+            sink: self,
+            recs: Records::new(idx, batch),
+        };
+        self.engine.deliver(&exports, batch.len(), stats).await
     }
+}
 
+/// A batch as export requests.
+struct Exports<'a> {
+    sink: &'a OtlpSink,
+    recs: Records<'a>,
+}
+
+impl Requests for Exports<'_> {
     /// The batch's records in requests of at most `max_request` bytes.
-    fn split_by_size(&self, idx: usize, batch: &[Arc<Segment>]) -> VecDeque<Vec<Ref>> {
-        let mut chunks = VecDeque::new();
+    fn plan(&self) -> Vec<Vec<usize>> {
+        let mut chunks = Vec::new();
         let mut cur = Vec::new();
         let mut size = 0;
-        for (s, seg) in batch.iter().enumerate() {
-            let p = &seg.payloads[idx];
-            for r in 0..p.records() {
-                let share = encode::request_share(p.record(r));
-                if !cur.is_empty() && size + share > self.max_request {
-                    chunks.push_back(std::mem::take(&mut cur));
-                    size = 0;
-                }
-                size += share;
-                cur.push((s as u32, r as u32));
+        for i in 0..self.recs.len() {
+            let share = encode::request_share(self.recs.record(i));
+            if !cur.is_empty() && size + share > self.sink.max_request {
+                chunks.push(std::mem::take(&mut cur));
+                size = 0;
             }
+            size += share;
+            cur.push(i);
         }
         if !cur.is_empty() {
-            chunks.push_back(cur);
+            chunks.push(cur);
         }
         chunks
     }
 
-    /// `rejected` records of `chunk` were refused, and the server does not say which.
-    async fn partial<'b>(
-        &self,
-        chunk: &[Ref],
-        rejected: i64,
-        message: &str,
-        record: &impl Fn(Ref) -> &'b [u8],
-        dead: &mut [u64],
-    ) {
-        let n = chunk.len();
-        let k = usize::try_from(rejected).unwrap_or(0).min(n);
-        let why = format!(
-            "partial success: the collector rejected {k} of the {n} records of one request, without saying which (every record of that request is written here): {message}"
-        );
-        tracing::warn!(sink = %self.name, rejected = k, records = n, message = %message, file = %self.dead.path().display(), "the collector rejected part of a request; its records are written to the dead-letter file");
-        for &r in chunk {
-            self.dead_letter(&why, record(r)).await;
-        }
-        for &(s, _) in &chunk[..k] {
-            dead[s as usize] += 1;
+    async fn send(&self, set: &[usize]) -> Outcome {
+        let body = encode::request(set.iter().map(|&i| self.recs.record(i)));
+        match self.sink.export(body).await {
+            Export::Accepted { rejected, message } if rejected > 0 => {
+                let n = set.len();
+                let k = usize::try_from(rejected).unwrap_or(0).min(n);
+                Outcome::Unattributed {
+                    rejected: k,
+                    reason: format!(
+                        "partial success: the collector rejected {k} of the {n} records of one request, without saying which (every record of that request is written here): {message}"
+                    ),
+                }
+            }
+            Export::Accepted { message, .. } => {
+                if !message.is_empty() {
+                    tracing::warn!(sink = %self.sink.name, message = %message, "the collector accepted the records with a warning");
+                }
+                Outcome::Delivered
+            }
+            Export::Failed(o) => o,
         }
     }
 
-    /// Writes a dead letter, retrying until it is on disk: the server has already answered
-    /// for this record, so failing the delivery instead would send its request again.
-    async fn dead_letter(&self, why: &str, rec: &[u8]) {
-        let json = encode::record_json(rec);
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        while let Err(e) = self.dead.write(&self.name, why, &json) {
-            let wait = backoff.next_delay();
-            tracing::error!(sink = %self.name, error = %e, file = %self.dead.path().display(), retry_in = ?wait, "cannot write the dead-letter file; will retry");
-            tokio::time::sleep(wait).await;
-        }
+    fn segment(&self, i: usize) -> usize {
+        self.recs.segment(i)
+    }
+
+    fn dead_letter_json(&self, i: usize) -> Cow<'_, [u8]> {
+        Cow::Owned(encode::record_json(self.recs.record(i)))
+    }
+
+    fn refusal_reason(&self, outcome: &Outcome) -> String {
+        format!("refused by the collector: {}", outcome.reason())
     }
 }

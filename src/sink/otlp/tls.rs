@@ -15,7 +15,8 @@ use crate::config::TlsKeys;
 use crate::sink::SinkError;
 
 fn read(what: &str, path: &std::path::Path) -> Result<Vec<u8>, SinkError> {
-    std::fs::read(path)
+    // a certificate path is config input: bounded, like every file the config names
+    crate::config::read_limited(path, 16 << 20)
         .map_err(|e| SinkError::Config(format!("cannot read {what} `{}`: {e}", path.display())))
 }
 
