@@ -163,12 +163,94 @@ fn bulk_bodies(c: &mut Criterion) {
     }
 }
 
+/// Issue 15.7: the Loki push body written by hand from the payload (`protobuf_body`) against
+/// the same body built from prost structs (`loki::proto`, what the code would otherwise do):
+/// both from the same entries, both snappy-compressed as sent, checked byte-identical before
+/// timing.
+fn loki_protobuf(c: &mut Criterion) {
+    use epost_shipper::config::LokiLine;
+    use epost_shipper::sink::loki::encode::{LokiEncoder, decode, protobuf_body, streams};
+    use epost_shipper::sink::loki::proto;
+    use prost::Message;
+    for kind in [Kind::Receivelog, Kind::Inlog] {
+        let data = example(kind);
+        let enc = LokiEncoder::new(
+            "epost",
+            &std::collections::BTreeMap::new(),
+            LokiLine::Message,
+            true,
+        );
+        let mut payload = Vec::new();
+        let mut ends = Vec::new();
+        parse_bytes(
+            Source::new("MAILSV01", kind, "x/171130.log"),
+            ParseOptions::default(),
+            &data,
+            &mut |r| {
+                enc.encode(r, &mut payload);
+                ends.push(payload.len());
+            },
+        );
+        let mut start = 0;
+        let entries: Vec<_> = ends
+            .iter()
+            .map(|&e| {
+                let entry = decode(&payload[start..e]).expect("own layout");
+                start = e;
+                entry
+            })
+            .collect();
+        let set: Vec<usize> = (0..entries.len()).collect();
+        let with_prost = || {
+            let body = proto::PushRequest {
+                streams: streams(&entries, &set)
+                    .into_iter()
+                    .map(|(labels, idx)| proto::StreamAdapter {
+                        labels: String::from_utf8_lossy(labels).into_owned(),
+                        entries: idx
+                            .iter()
+                            .map(|&i| {
+                                let e = &entries[i];
+                                proto::EntryAdapter {
+                                    timestamp: Some(proto::Timestamp::from_nanos(e.ts)),
+                                    line: e.line_str().into_owned(),
+                                    structured_metadata: e
+                                        .pairs()
+                                        .map(|(k, v)| proto::LabelPairAdapter {
+                                            name: k.to_string(),
+                                            value: v.to_string(),
+                                        })
+                                        .collect(),
+                                }
+                            })
+                            .collect(),
+                        hash: 0,
+                    })
+                    .collect(),
+            }
+            .encode_to_vec();
+            // the push body is snappy-compressed (block format), as protobuf_body's is
+            snap::raw::Encoder::new()
+                .compress_vec(&body)
+                .expect("in memory")
+        };
+        assert_eq!(protobuf_body(&entries, &set), with_prost(), "same bytes");
+        let mut g = c.benchmark_group(format!("loki_protobuf/{kind}"));
+        g.throughput(Throughput::Elements(entries.len() as u64));
+        g.bench_function("hand-written", |b| {
+            b.iter(|| protobuf_body(black_box(&entries), &set).len())
+        });
+        g.bench_function("prost", |b| b.iter(|| with_prost().len()));
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = lines_and_decode, parse_kinds, bulk_bodies
+    targets = lines_and_decode, parse_kinds, bulk_bodies, loki_protobuf
 }
 criterion_main!(benches);
