@@ -1,4 +1,14 @@
 //! `/metrics` counts match what was shipped; `/health` answers.
+//!
+//! No sleep before reading: the metrics are polled until the sink's acknowledged count is
+//! there and the first checkpoint is written (a deadline, not a delay), then every series is
+//! checked exactly. The checkpoint age is bounded on both sides: not the "not yet" -1, and
+//! not older than the run itself.
+//!
+//! Deliberate breaks (made once, then reverted): reading the metrics as soon as the sink file
+//! had 65 records (no wait for the first checkpoint) failed "checkpoint age -1 s" — the old
+//! `>= 0.0` passed only thanks to its 300 ms sleep; the upper bound of the age set to 0 s
+//! failed "checkpoint age ... but the run is".
 
 mod common;
 
@@ -54,11 +64,26 @@ fn metrics_match_what_was_shipped() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let sink = format!("[[sink]]\ntype = \"file\"\npath = '{}'\n", h.out.display());
+    let started = std::time::Instant::now();
     let run = h.start(h.write_config_metrics("", "", &sink, &addr));
-    h.wait_until(20, "65 records", |r| r.len() == 65);
-    std::thread::sleep(Duration::from_millis(300));
-    let (status, text) = get(&addr, "/metrics");
+    h.wait_until(60, "65 records", |r| r.len() >= 65);
+    // the acknowledgement is counted after the write the sink file shows: wait for it
+    let acked = "epost_sink_records_acked_total{sink=\"file-1\"}";
+    let (status, text) = {
+        let mut last;
+        loop {
+            last = get(&addr, "/metrics");
+            // ... and for the first checkpoint (the age is -1 until then)
+            let done = last.1.lines().any(|l| l == format!("{acked} 65"))
+                && !last.1.contains("\nepost_checkpoint_age_seconds -1");
+            if done || started.elapsed() > Duration::from_secs(60) {
+                break last;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     assert_eq!(status, 200);
+    assert_eq!(h.records().len(), 65, "the sink holds each record once");
     assert_eq!(value(&text, "epost_records_total{kind=\"inlog\"}"), 40.0);
     assert_eq!(value(&text, "epost_records_total{kind=\"outlog\"}"), 25.0);
     assert_eq!(value(&text, "epost_lines_read_total"), 65.0);
@@ -80,7 +105,14 @@ fn metrics_match_what_was_shipped() {
         ) >= 1.0
     );
     assert!(text.contains("epost_file_bytes_behind{path="));
-    assert!(value(&text, "epost_checkpoint_age_seconds") >= 0.0);
+    // a checkpoint was written during this run: its age is at most the run's age (and not
+    // the "not yet" -1)
+    let age = value(&text, "epost_checkpoint_age_seconds");
+    let lived = started.elapsed().as_secs_f64();
+    assert!(
+        (0.0..=lived).contains(&age),
+        "checkpoint age {age} s, but the run is {lived} s old"
+    );
     let (status, body) = get(&addr, "/health");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     run.stop();

@@ -64,7 +64,7 @@ if [[ ${EPOST_NO_SERVERS:-0} != 1 ]]; then
 fi
 
 echo "== cargo test"
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast
 took "cargo test"
 
 # The Windows build, proven under Wine on a freshly booted machine (installs mingw-w64 and

@@ -73,20 +73,29 @@ fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::new()
 }
 
+/// The number of documents matching `query`. A new index's shards may not answer yet ("all
+/// shards failed", 503): asked again for up to 60 s.
 fn count(base: &str, index: &str, query: Value) -> u64 {
-    let _ = http().post(format!("{base}/{index}/_refresh")).send();
-    let r: Value = http()
-        .post(format!(
-            "{base}/{index}/_count?ignore_unavailable=true&allow_no_indices=true"
-        ))
-        .json(&json!({ "query": query }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    r["count"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("count failed: {r}"))
+    let start = Instant::now();
+    loop {
+        let _ = http().post(format!("{base}/{index}/_refresh")).send();
+        let r: Value = http()
+            .post(format!(
+                "{base}/{index}/_count?ignore_unavailable=true&allow_no_indices=true"
+            ))
+            .json(&json!({ "query": query }))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        match r["count"].as_u64() {
+            Some(n) => return n,
+            None if start.elapsed() < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_millis(250))
+            }
+            None => panic!("count failed: {r}"),
+        }
+    }
 }
 
 fn wait_count(base: &str, index: &str, want: u64, secs: u64) -> u64 {

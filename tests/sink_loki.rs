@@ -8,6 +8,19 @@
 //! arrived with the right content, and that every duplicate a crash caused has exactly the
 //! timestamp and line of its original (which Loki stores once). The collapse itself is shown
 //! against the fake.
+//!
+//! The example test adds two copies of the example's one maildblog line (three identical
+//! lines in one second: three entries, three timestamps) and proves "a second run sends
+//! nothing again" with a marker line: the count is then exactly one more. The kill test
+//! compares each entry's line with the line the test reads from the file at the record's
+//! offset, and requires duplicates > 0 (VictoriaLogs keeps re-sent entries).
+//!
+//! Deliberate breaks (made once, then reverted): the checkpoint removed before the second run
+//! failed "the marker, and nothing sent again: 248, want 125"; entry timestamps without the
+//! offset part failed "timestamp of ..." (the exact timestamp check, before the maildblog one);
+//! every 5th push sent twice failed `fake_500s_and_503s` with "entries sent again after being
+//! stored: 200" (the fake absorbs duplicates as Loki does: its count alone cannot show it).
+//! The fakes' lines are also compared with the bytes the test reads at each offset.
 
 mod common;
 mod fake_loki;
@@ -139,6 +152,12 @@ fn ship_examples(base: &str, push_path: &str, extra: &str, json_lines: bool) {
     let run = unique();
     let h = Harness::new();
     h.copy_examples();
+    // the example has one maildblog line: two more copies of it make three identical lines in
+    // one second, three records that Loki would collapse if their timestamps were equal
+    let maildb = h.mail.join("maildblog/MAILSV01/171130.log");
+    let mach_line = std::fs::read_to_string(&maildb).unwrap();
+    assert_eq!(mach_line.lines().count(), 1);
+    append(&maildb, &mach_line.repeat(2));
     let sink = loki_sink(
         base,
         push_path,
@@ -189,17 +208,37 @@ fn ship_examples(base: &str, push_path: &str, extra: &str, json_lines: bool) {
     // a message's journey by its id, across kinds, with a field filter
     let journey = vl_count(base, &format!("{filter} local_id:=B0000097587"));
     assert!(journey >= 8, "B0000097587 across kinds: {journey}");
-    // the two identical mach!! lines of maildblog are both there
+    // the three identical mach!! lines of maildblog are all there, with distinct timestamps
     let mach = logsql(base, &format!("{{run=\"{run}\",log=\"maildblog\"}}"));
+    assert_eq!(
+        mach.len(),
+        3,
+        "three identical lines, three entries: {mach:?}"
+    );
     let times: HashSet<i64> = mach.iter().map(vl_nanos).collect();
-    assert_eq!(times.len(), mach.len(), "distinct timestamps in one stream");
+    assert_eq!(times.len(), 3, "distinct timestamps in one stream");
+    if !json_lines {
+        for m in &mach {
+            assert_eq!(m["_msg"], mach_line.trim_end_matches("\r\n"));
+        }
+    }
 
-    // a second run sends nothing new
+    // a second run sends nothing again: a line written after it started arrives, and the
+    // count (VictoriaLogs keeps a re-sent entry) is then exactly one more
     let pipeline = h.start(h.config_sinks("", "", &sink));
-    std::thread::sleep(Duration::from_secs(2));
+    append(
+        &h.mail.join("inlog/MAILSV01/171130.log"),
+        &inlog_line(99_999, 30),
+    );
+    let n = wait_vl_count(base, &filter, want.len() as u64 + 1, 60);
     pipeline.stop();
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(vl_count(base, &filter), want.len() as u64);
+    assert_eq!(
+        n,
+        want.len() as u64 + 1,
+        "the marker, and nothing sent again"
+    );
+    let marker = logsql(base, &format!("{filter} local_id:=B0000099999"));
+    assert_eq!(marker.len(), 1);
 }
 
 #[test]
@@ -403,6 +442,36 @@ fn real_loki_kill_and_restart_loses_nothing_and_replays_are_identical() {
     );
     assert_eq!(missing, 0, "no record missing");
     assert_eq!(invented, 0);
+    // VictoriaLogs keeps re-sent entries: the kills fell inside the at-least-once window
+    assert!(
+        duplicates > 0,
+        "no kill fell between a push and its checkpoint"
+    );
+    // each entry's line is the line written at that record's offset (read from the file
+    // here, not taken from the shipper)
+    let files: HashMap<String, Vec<u8>> = ["inlog", "maildblog"]
+        .iter()
+        .map(|k| {
+            let p = h.mail.join(k).join("MAILSV01/171130.log");
+            (p.to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
+        })
+        .collect();
+    let line_at = |path: &str, offset: u64| {
+        let b = &files[path][offset as usize..];
+        let end = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
+        String::from_utf8(b[..end].to_vec())
+            .unwrap()
+            .trim_end_matches('\r')
+            .to_string()
+    };
+    for r in parsed(&h.mail) {
+        let id = r["event"]["id"].as_str().unwrap();
+        let want = line_at(
+            r["log"]["file"]["path"].as_str().unwrap(),
+            r["log"]["offset"].as_u64().unwrap(),
+        );
+        assert_eq!(by_id[id][0].1, want, "the line of {id}");
+    }
     for (id, copies) in &by_id {
         assert!(
             copies.iter().all(|c| c == &copies[0]),
@@ -482,6 +551,16 @@ fn assert_exact(h: &Harness, fake: &FakeLoki) {
     for r in &want {
         let e = by_id[r["event"]["id"].as_str().unwrap()];
         assert_eq!(e.line, r["message"].as_str().unwrap());
+        // and the line as the test reads it from the file at the record's offset
+        let bytes = std::fs::read(r["log"]["file"]["path"].as_str().unwrap()).unwrap();
+        let at = &bytes[r["log"]["offset"].as_u64().unwrap() as usize..];
+        let end = at.iter().position(|&c| c == b'\n').unwrap_or(at.len());
+        assert_eq!(
+            e.line.as_bytes(),
+            at[..end].strip_suffix(b"\r").unwrap_or(&at[..end]),
+            "the line written at {}",
+            r["log"]["offset"]
+        );
         assert_eq!(e.ts, expected_nanos(r));
         assert_eq!(e.metadata, expected_metadata(r));
         assert_eq!(e.labels["log"], r["epost"]["log"].as_str().unwrap());
@@ -510,6 +589,13 @@ fn fake_429_storm() {
     });
     let h = fake_run(&fake, 1000, "");
     assert_exact(&h, &fake);
+    // counted at the fake, which absorbs re-sent entries: a refused push stored nothing, so
+    // nothing stored may come again
+    assert_eq!(
+        fake.n(&fake.state.duplicates),
+        0,
+        "entries sent again after being stored"
+    );
 }
 
 #[test]
@@ -524,6 +610,13 @@ fn fake_500s_and_503s() {
     });
     let h = fake_run(&fake, 800, "");
     assert_exact(&h, &fake);
+    // counted at the fake, which absorbs re-sent entries: a refused push stored nothing, so
+    // nothing stored may come again
+    assert_eq!(
+        fake.n(&fake.state.duplicates),
+        0,
+        "entries sent again after being stored"
+    );
 }
 
 #[test]

@@ -8,6 +8,12 @@
 //! the restart test also needs `EPOST_TEST_OTELCOL_CONTROL=1` (it stops and starts the
 //! collector with `tests/servers/down.sh` / `up.sh`). Without them these tests say
 //! "skipping" and pass, unless `CI` is set: then each of them fails.
+//!
+//! The fault tests compare every stored record's body and local id with the line the test
+//! wrote at its host and offset (`assert_exactly_once`), and the collector-restart test
+//! compares the bodies with the lines written, not only the ids. Deliberate break (made once,
+//! then reverted): the encoder cutting each body's last byte failed both unavailable-storm
+//! tests with "body of H0 at 0".
 
 mod common;
 mod fake_otlp;
@@ -134,13 +140,41 @@ fn dead_letters(h: &Harness) -> Vec<Value> {
     }
 }
 
-/// Every record stored exactly once.
-fn assert_exactly_once(fake: &Fake, expected: usize) {
+/// Every record stored exactly once, and each stored record is the line the test wrote at
+/// its host and offset (its body byte for byte, its local id), not only an id at the right
+/// place.
+fn assert_exactly_once(h: &Harness, fake: &Fake, expected: usize) {
     let counts = fake.counts();
     let dup: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert_eq!(counts.len(), expected, "distinct records stored");
     assert!(dup.is_empty(), "stored twice: {dup:?}");
     assert_eq!(fake.stored().len(), expected);
+    // what was written: every inlog file's lines by (host, offset), split here
+    let mut written: HashMap<(String, i64), String> = HashMap::new();
+    for host in std::fs::read_dir(h.mail.join("inlog")).unwrap() {
+        let host = host.unwrap();
+        let name = host.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(host.path().join("171130.log")).unwrap();
+        let mut offset = 0i64;
+        for line in text.split_inclusive('\n') {
+            written.insert(
+                (name.clone(), offset),
+                line.trim_end_matches(['\r', '\n']).to_string(),
+            );
+            offset += line.len() as i64;
+        }
+    }
+    for s in fake.stored() {
+        let Some(Any::IntValue(offset)) = s.attr("log.offset") else {
+            panic!("no log.offset: {s:?}");
+        };
+        let line = written
+            .get(&(s.host.clone(), offset))
+            .unwrap_or_else(|| panic!("stored but never written: {} at {offset}", s.host));
+        assert_eq!(&s.body(), line, "body of {} at {offset}", s.host);
+        let local = &line[1..12];
+        assert_eq!(s.str_attr("email.local_id").as_deref(), Some(local));
+    }
 }
 
 fn failures(fake: &Fake) -> usize {
@@ -168,7 +202,7 @@ fn unavailable_storm(p: Proto) {
     let h = Harness::new();
     let total = write_inlogs(&h, 3, 150, &[]);
     ship_all(&h, otlp_config(&h, p, &fake.endpoint(false), ""), 120);
-    assert_exactly_once(&fake, total);
+    assert_exactly_once(&h, &fake, total);
     assert!(failures(&fake) >= 4);
     assert!(dead_letters(&h).is_empty());
 }
@@ -210,7 +244,7 @@ fn retry_delay(p: Proto, code: Code, http: u16) {
         otlp_config(&h, p, &fake.endpoint(false), "max_in_flight = 1"),
         120,
     );
-    assert_exactly_once(&fake, total);
+    assert_exactly_once(&h, &fake, total);
     let r = fake.requests();
     assert!(matches!(r[0].reply, Reply::Fail { .. }));
     assert_eq!(r[1].records, r[0].records, "the same request again");
@@ -258,7 +292,7 @@ fn dropped_connections(p: Proto) {
         otlp_config(&h, p, &fake.endpoint(false), in_flight),
         120,
     );
-    assert_exactly_once(&fake, total);
+    assert_exactly_once(&h, &fake, total);
     let drops = fake
         .requests()
         .iter()
@@ -361,7 +395,7 @@ fn bad_records_isolated(p: Proto) {
     let h = Harness::new();
     let total = write_inlogs(&h, 2, 150, &[17, 230]);
     ship_all(&h, otlp_config(&h, p, &fake.endpoint(false), ""), 120);
-    assert_exactly_once(&fake, total - 2);
+    assert_exactly_once(&h, &fake, total - 2);
     let dead = dead_letters(&h);
     assert_eq!(dead.len(), 2, "{dead:#?}");
     let mut ids: Vec<&str> = dead
@@ -426,7 +460,7 @@ fn too_large_split(p: Proto) {
     let h = Harness::new();
     let total = write_inlogs(&h, 1, 200, &[]);
     ship_all(&h, otlp_config(&h, p, &fake.endpoint(false), ""), 120);
-    assert_exactly_once(&fake, total);
+    assert_exactly_once(&h, &fake, total);
     assert!(dead_letters(&h).is_empty());
 }
 
@@ -456,7 +490,7 @@ fn requests_stay_under_max_request_bytes() {
         ),
         120,
     );
-    assert_exactly_once(&fake, total);
+    assert_exactly_once(&h, &fake, total);
     let reqs = fake.requests();
     assert!(reqs.len() > total / 40, "{} requests", reqs.len());
     for r in &reqs {
@@ -476,7 +510,7 @@ fn headers_and_gzip(p: Proto) {
         h.dir.path().join("token").display()
     );
     ship_all(&h, otlp_config(&h, p, &fake.endpoint(false), &extra), 60);
-    assert_exactly_once(&fake, total);
+    assert_exactly_once(&h, &fake, total);
     for r in fake.requests() {
         assert_eq!(r.headers["authorization"], "Bearer s3cret");
         assert_eq!(r.headers["x-scope-orgid"], "acme");
@@ -523,7 +557,7 @@ fn mutual_tls(p: Proto) {
     let total = write_inlogs(&h, 1, 50, &[]);
     let tls = write_pki(&h, &pki);
     ship_all(&h, otlp_config(&h, p, &fake.endpoint(true), &tls), 60);
-    assert_exactly_once(&fake, total);
+    assert_exactly_once(&h, &fake, total);
 
     let probe = |extra: &str| probe(&h, p, &fake.endpoint(true), extra);
     probe(&tls).expect("probe with the CA and a client certificate");
@@ -1058,7 +1092,7 @@ batch_timeout = "50ms"
     let before = std::fs::read_to_string(output).unwrap_or_default();
     servers_script("up.sh");
     let start = Instant::now();
-    let (mut seen, mut total) = (HashSet::new(), 0);
+    let (mut seen, mut total, mut bodies) = (HashSet::new(), 0, HashSet::new());
     while start.elapsed() < Duration::from_secs(120) {
         let now = std::fs::read_to_string(output).unwrap_or_default();
         let all = if now.starts_with(&before) {
@@ -1071,6 +1105,15 @@ batch_timeout = "50ms"
         seen = recs
             .iter()
             .map(|e| e.attrs["event.id"].as_str().unwrap().to_string())
+            .collect();
+        bodies = recs
+            .iter()
+            .map(|e| {
+                e.record["body"]["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         if seen.len() == 400 {
             break;
@@ -1087,6 +1130,11 @@ batch_timeout = "50ms"
     assert_eq!(expected.len(), 400);
     let missing: Vec<_> = expected.difference(&seen).collect();
     assert!(missing.is_empty(), "{} records lost", missing.len());
+    // and what arrived is what was written: the 400 lines, each body byte for byte
+    let written: HashSet<String> = (0..400)
+        .map(|n| inlog(n, "c.example.net").trim_end().to_string())
+        .collect();
+    assert_eq!(bodies, written, "the bodies are the lines written");
     eprintln!(
         "collector restart: 400 records, 0 lost, {} sent twice (at-least-once)",
         total - 400

@@ -291,6 +291,9 @@ check "run: the Linux parse of the final folder gives the $want1 records written
     [ "$(wc -l <"$WORK/expected1.ids")" -eq "$want1" ]
 check "run: each line the writer appended arrives, its message byte for byte at its offset" \
     wait_for 60 has_lines "$SINK" "$W"
+# (a multi-line kind's last record waits for multiline_timeout: waited for, not slept on)
+check "run: every record of the final folder arrives, message as the Linux parse prints it" \
+    wait_for 60 has_all "$SINK" "$WORK/expected1.ids"
 check "run: the sink holds exactly the records of the Linux parse of the final folder, each once" \
     same_ids "$SINK" "$WORK/expected1.ids"
 dups=$(($(nlines "$SINK") - $(sink_ids "$SINK" | wc -l)))
@@ -358,7 +361,9 @@ check "restart: the second run says it resumes from the checkpoint" \
     wait_for 30 log_has "$WORK/run2.log" "resuming from checkpoint"
 # the second run is alive and reading: a line written now arrives; it is the only new one
 marker outlog/MAILSV01/171130.log
+expected_ids >"$WORK/expected1b.ids"
 check "restart: a line written after the restart arrives" wait_for 60 has_lines "$SINK" "$W"
+check "restart: the sink has every record of the folder" wait_for 60 has_all "$SINK" "$WORK/expected1b.ids"
 kill -INT "$RUN_PID"
 rc=
 if wait_for 40 stopped; then
@@ -370,7 +375,6 @@ else
 fi
 RUN_PID=
 check "restart: Ctrl-C stops the second run, exit code 0 (got $rc)" [ "$rc" = 0 ]
-expected_ids >"$WORK/expected1b.ids"
 check "restart: resumes from the checkpoint and sends nothing again but the new line ($((\
 $(nlines "$SINK") - lines_before)) new lines)" \
     bash -c "[ -s '$SINK' ] && [ $(nlines "$SINK") -eq $((lines_before + 1)) ]"
