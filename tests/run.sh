@@ -67,6 +67,13 @@ echo "== cargo test"
 cargo test --all-targets --no-fail-fast
 took "cargo test"
 
+# The fuzz harness (examples/fuzz.rs, docs/testing.md "Fuzzing"): 1 M mutated log-shaped lines
+# per kind, plus the redaction helpers, the JSON writer against serde_json and the checkpoint
+# loader; any panic fails the run. EPOST_FUZZ_LINES overrides the count (the long run: 10 M).
+echo "== fuzz (${EPOST_FUZZ_LINES:-1000000} lines per kind)"
+cargo run --release --quiet --example fuzz -- --lines-per-kind "${EPOST_FUZZ_LINES:-1000000}"
+took "fuzz"
+
 # The Windows build, proven under Wine on a freshly booted machine (installs mingw-w64 and
 # wine on first use). EPOST_NO_WINE=1 skips it, outside CI only.
 if [[ ${EPOST_NO_WINE:-0} != 1 ]]; then

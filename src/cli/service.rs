@@ -164,11 +164,25 @@ mod windows {
                 tracing::error!("cannot start: {:#}", e.error);
                 u32::from(e.code)
             }
-            Ok(config) => match run_cmd::run_config(&config, stop) {
+            Ok(config) => match run_cmd::run_config(&config, stop.clone()) {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!("stopped with an error: {:#}", e.error);
-                    u32::from(e.code)
+                    let died = e
+                        .error
+                        .downcast_ref::<epost_shipper::pipeline::PipelineError>()
+                        .is_some_and(|p| {
+                            matches!(p, epost_shipper::pipeline::PipelineError::Died { .. })
+                        });
+                    // A failure exit code makes the SCM run the restart actions (the
+                    // non-crash-failure flag is set): right when the pipeline failed by
+                    // itself, wrong when an admin's stop merely ran out of shutdown time
+                    // (what was not acknowledged is sent again at the next start).
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) && !died {
+                        0
+                    } else {
+                        u32::from(e.code)
+                    }
                 }
             },
         });
