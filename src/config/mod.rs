@@ -21,7 +21,7 @@ pub use validate::valid_sink_name;
 
 use crate::decode::Encoding;
 use crate::kind::Kind;
-use crate::parse::time::Zone;
+use crate::time::Zone;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -366,7 +366,7 @@ impl Config {
             s.timezone
                 .get_ref()
                 .parse()
-                .map_err(|e: crate::parse::time::UnknownZone| {
+                .map_err(|e: crate::time::UnknownZone| {
                     at(
                         s.timezone.span(),
                         "source.timezone",

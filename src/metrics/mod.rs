@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::ack::{Tracker, now_ms};
 use crate::kind::Kind;
-use crate::tail::Counters;
+use crate::progress::Counters;
 
 /// Request latency buckets, seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];

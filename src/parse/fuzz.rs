@@ -505,7 +505,7 @@ fn fuzz_lines(kind: Kind, rng: &mut Rng, pool: &[Vec<u8>], row: &mut Row<'_>) {
                 records += 1;
                 check_record(rec, &options, &mut buf);
             };
-            for line in crate::tail::lines::Lines::new(&file) {
+            for line in crate::lines::Lines::new(&file) {
                 p.push_line(offset, line.bytes, &mut emit);
                 offset = line.end;
             }

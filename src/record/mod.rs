@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub use id::{EventId, GENERATION_BYTES, HexId, generation_of};
 
 use crate::kind::Kind;
-use crate::parse::time::Timestamp;
+use crate::time::Timestamp;
 
 /// What is known of a source file before any line is read.
 #[derive(Debug, Clone, PartialEq, Eq)]

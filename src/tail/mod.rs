@@ -8,7 +8,8 @@
 //! files with a bounded number of open handles.
 
 pub mod fingerprint;
-pub mod lines;
+/// Line splitting moved to the leaf module [`crate::lines`]; the old path stays for callers.
+pub use crate::lines;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
@@ -20,16 +21,17 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::ack::{FileMeta, Tracker};
-use crate::batch::{Encoding, FileId, Payload, Segment};
+use crate::batch::{FileId, Payload, Segment};
 use crate::checkpoint::FileState;
 use crate::config::{Pipeline, Source as SourceConfig, StartAt};
 use crate::discover::{self, LogFile, scan::Seen};
 use crate::kind::Kind;
-use crate::parse::time::Date;
+use crate::lines::Lines;
 use crate::parse::{FileParser, ParseOptions, quarantine};
 use crate::record::{Record, Source};
+use crate::sink::Encoding;
+use crate::time::Date;
 use fingerprint::Fingerprint;
-use lines::Lines;
 
 /// What to read, and when to stop.
 #[derive(Debug, Clone)]
@@ -60,27 +62,7 @@ pub struct Output {
     pub tx: UnboundedSender<Arc<Segment>>,
 }
 
-/// Progress counters, for `backfill`'s progress display and the metrics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub lines: std::sync::atomic::AtomicU64,
-    pub bytes: std::sync::atomic::AtomicU64,
-    pub records: std::sync::atomic::AtomicU64,
-    pub files_done: std::sync::atomic::AtomicU64,
-    pub files_total: std::sync::atomic::AtomicU64,
-    pub bytes_total: std::sync::atomic::AtomicU64,
-    /// Bytes already shipped before this run (checkpointed) or skipped (`start_at = end`).
-    pub bytes_skipped: std::sync::atomic::AtomicU64,
-    pub open_files: std::sync::atomic::AtomicU64,
-    /// Files with something to read that wait for a handle (`max_open_files` all in use).
-    pub files_waiting: std::sync::atomic::AtomicU64,
-    /// How long the file waiting longest for a handle has waited, in seconds.
-    pub longest_wait_secs: std::sync::atomic::AtomicU64,
-    /// Log files that cannot be opened or read (permissions, locks), by path.
-    pub unreadable: std::sync::Mutex<std::collections::BTreeMap<PathBuf, String>>,
-    /// Records per log kind, indexed by `Kind as usize`.
-    pub per_kind: [std::sync::atomic::AtomicU64; 13],
-}
+pub use crate::progress::Counters;
 
 /// Written to in the last ten minutes: worth a stat on every scan (late writes to
 /// yesterday's file); older files are checked every 30th scan.
@@ -1143,7 +1125,7 @@ impl<'a> SegmentBuf<'a> {
     fn emit(&mut self, r: &Record<'_>) {
         self.records += 1;
         for (o, p) in self.outputs.iter().zip(self.payloads.iter_mut()) {
-            o.encoding.encode(r, p);
+            p.push(&o.encoding, r);
         }
     }
 

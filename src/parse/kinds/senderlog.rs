@@ -8,8 +8,8 @@ use super::trace::{Sessions, client_verb};
 use super::{Parsed, Shape, outcome_of_code, reply_code, split_local_id, upper};
 use crate::kind::Kind;
 use crate::parse::redact;
-use crate::parse::time::parse_clock;
 use crate::record::Outcome;
+use crate::time::parse_clock;
 
 /// `[HH:MM:SS]` or `[HH:MM:SS:mmm]` at the start: (h, m, s, ms) and the length including the
 /// following space.

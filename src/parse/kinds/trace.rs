@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use super::{Parsed, Shape, bracketed_time, outcome_of_code, reply_code, upper};
 use crate::kind::Kind;
 use crate::parse::redact::{self, Exchange};
-use crate::parse::time::LocalTime;
 use crate::record::Outcome;
+use crate::time::LocalTime;
 
 /// The registry dump written at service start.
 pub const REGISTRY_START: &str = "---- regestry ----";
