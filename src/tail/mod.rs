@@ -27,7 +27,6 @@ mod segment;
 pub use crate::lines;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,13 +40,10 @@ use crate::checkpoint::FileState;
 use crate::config::{Pipeline, Source as SourceConfig};
 use crate::discover;
 use crate::kind::Kind;
-use crate::lines::Lines;
 use crate::parse::ParseOptions;
 use crate::sink::Encoding;
 use crate::time::Date;
-use fingerprint::Fingerprint;
-use reader::{BACKFILL_ATTEMPTS, Failing, Reader, retry_delay};
-use segment::{SegmentBuf, push_contained};
+use reader::{BACKFILL_ATTEMPTS, Failing, Limits, Reader, retry_delay};
 
 /// What to read, and when to stop.
 #[derive(Debug, Clone)]
@@ -404,76 +400,39 @@ impl Tailer {
         true
     }
 
+    /// Reads the file's next segment and sends it on; the reader does the reading and
+    /// parsing, the scheduler the bookkeeping (checkpoint metadata, counters, sending).
     fn read_segment(&mut self, path: &Path) {
-        let max_bytes = self.pipeline.segment_max_bytes.0 as usize;
-        let max_records = u32::try_from(self.pipeline.segment_max_records).unwrap_or(u32::MAX);
-        let max_line = usize::try_from(self.pipeline.max_record_bytes.0).unwrap_or(usize::MAX);
-        let outputs = &self.outputs;
+        let limits = Limits {
+            max_bytes: self.pipeline.segment_max_bytes.0 as usize,
+            max_records: u32::try_from(self.pipeline.segment_max_records).unwrap_or(u32::MAX),
+            max_line: usize::try_from(self.pipeline.max_record_bytes.0).unwrap_or(usize::MAX),
+        };
         let t = self.files.get_mut(path).expect("present");
-        let Some(h) = t.handle.as_mut() else { return };
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        buf.extend_from_slice(&t.carry);
-        let base = t.pos - t.carry.len() as u64;
-        let want = max_bytes.saturating_sub(buf.len()).max(4096);
-        let start_len = buf.len();
-        buf.resize(start_len + want, 0);
-        let n = match h.as_file_mut().read(&mut buf[start_len..]) {
-            Ok(n) => n,
+        let read = match t.read_segment(path, &mut self.buf, &self.outputs, &limits) {
+            Ok(Some(read)) => read,
+            Ok(None) => return,
             Err(e) => {
-                buf.truncate(0);
-                self.buf = buf;
                 self.failed(path, "read", &e);
                 return;
             }
         };
-        buf.truncate(start_len + n);
-        t.pos += n as u64;
-        if n > 0 {
-            t.last_growth = Instant::now();
-        }
-        let mut seg = SegmentBuf::new(outputs, buf.len());
-        let mut consumed = 0usize;
-        let mut lines = 0u64;
-        for line in Lines::with_base(&buf, base) {
-            // A "line" longer than `max_record_bytes` is not a log line (binary junk, a file
-            // of NULs): cut it rather than buffer without bound.
-            if !line.complete && line.bytes.len() < max_line {
-                break;
+        let size = t.size;
+        match read.new_fingerprint {
+            Some(fp) => {
+                let (hex, len) = (fp.hex(), fp.len);
+                self.tracker.update_meta(t.id, |m| {
+                    m.fingerprint = hex;
+                    m.fp_len = len;
+                    m.size = size;
+                });
             }
-            let start = line.end - line.bytes.len() as u64 - u64::from(line.complete);
-            push_contained(&mut t.parser, &mut seg, path, start, line.bytes, line.end);
-            consumed = (line.end - base) as usize;
-            lines += 1;
-            if seg.records >= max_records {
-                break;
-            }
-        }
-        let (records, payloads) = seg.finish();
-        t.carry.clear();
-        t.carry.extend_from_slice(&buf[consumed..]);
-        let end = t.parser.pending_offset().unwrap_or(base + consumed as u64);
-        // a longer fingerprint once the file has grown
-        if t.fp.len < fingerprint::LEN
-            && t.pos > u64::from(t.fp.len)
-            && let Ok(fp) = Fingerprint::of(h.as_file_mut())
-        {
-            t.fp = fp;
-            let (hex, len, size) = (fp.hex(), fp.len, t.size);
-            self.tracker.update_meta(t.id, |m| {
-                m.fingerprint = hex;
-                m.fp_len = len;
-                m.size = size;
-            });
-        } else {
-            let size = t.size;
-            self.tracker.update_meta(t.id, |m| m.size = size);
+            None => self.tracker.update_meta(t.id, |m| m.size = size),
         }
         let (id, kind) = (t.id, t.log.kind);
-        self.counters.lines.fetch_add(lines, Ordering::Relaxed);
-        self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        self.buf = buf;
-        self.emit_segment(id, kind, end, records, n as u64, payloads);
+        self.counters.lines.fetch_add(read.lines, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(read.bytes, Ordering::Relaxed);
+        self.emit_segment(id, kind, read.end, read.records, read.bytes, read.payloads);
     }
 
     fn emit_segment(
