@@ -2,6 +2,7 @@
 //! (from its checkpoint, or by the first-start rules), notices growth, deletion and files
 //! replaced under the same name, and restarts a file as a new generation.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -11,6 +12,7 @@ use super::reader::Reader;
 use super::{Tailer, recently_written};
 use crate::ack::FileMeta;
 use crate::batch::FileId;
+use crate::checkpoint::FileState;
 use crate::config::StartAt;
 use crate::discover::{self, LogFile, scan::Seen};
 use crate::kind::Kind;
@@ -23,18 +25,7 @@ impl Tailer {
         let first = self.scans == 0;
         self.scans += 1;
         if !first && self.scan_cache.quiet_round() {
-            // Nothing appeared or vanished: only files not held open but still hot may have
-            // grown (a closed file of today, one over max_open_files).
-            for (p, t) in self.files.iter_mut() {
-                if t.handle.is_none()
-                    && !t.finished
-                    && (t.newest || recently_written(t.modified))
-                    && let Ok(m) = std::fs::metadata(p)
-                {
-                    t.size = m.len();
-                    t.modified = m.modified().unwrap_or(t.modified);
-                }
-            }
+            self.restat_hot_closed();
             return;
         }
         let mut cache = std::mem::take(&mut self.scan_cache);
@@ -45,7 +36,7 @@ impl Tailer {
                 .is_none_or(|t| t.handle.is_some() || t.newest || recently_written(t.modified))
         });
         self.scan_cache = cache;
-        let mut present: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+        let mut present: HashSet<PathBuf> = HashSet::new();
         let mut total_bytes = 0;
         for s in seen {
             if !self.in_plan(&s) {
@@ -70,7 +61,34 @@ impl Tailer {
         self.counters
             .bytes_total
             .store(total_bytes, Ordering::Relaxed);
-        // files that disappeared
+        self.let_go_of_gone(&present);
+        if first {
+            self.forget_dormant(&present);
+        }
+        // Checked every tenth scan: it costs an open per file, and restores are rare.
+        if self.scans % 10 == 1 {
+            self.restart_replaced();
+        }
+    }
+
+    /// A quiet round (nothing appeared or vanished): only files not held open but still hot
+    /// may have grown (a closed file of today, one over max_open_files).
+    fn restat_hot_closed(&mut self) {
+        for (p, t) in self.files.iter_mut() {
+            if t.handle.is_none()
+                && !t.finished
+                && (t.newest || recently_written(t.modified))
+                && let Ok(m) = std::fs::metadata(p)
+            {
+                t.size = m.len();
+                t.modified = m.modified().unwrap_or(t.modified);
+            }
+        }
+    }
+
+    /// Files that disappeared: what was written is finished (an open handle still reads it),
+    /// and a file without a handle is let go at once.
+    fn let_go_of_gone(&mut self, present: &HashSet<PathBuf>) {
         let gone: Vec<PathBuf> = self
             .files
             .keys()
@@ -88,24 +106,24 @@ impl Tailer {
                 self.files.remove(&p);
             }
         }
-        if first {
-            let dormant: Vec<String> = self
-                .restored
-                .keys()
-                .filter(|p| {
-                    !present.contains(Path::new(p.as_str())) && !Path::new(p.as_str()).exists()
-                })
-                .cloned()
-                .collect();
-            for p in dormant {
-                self.tracker.forget_dormant(&p);
-            }
+    }
+
+    /// Checkpointed files that no longer exist at the first scan are dropped from the
+    /// checkpoint.
+    fn forget_dormant(&mut self, present: &HashSet<PathBuf>) {
+        let dormant: Vec<String> = self
+            .restored
+            .keys()
+            .filter(|p| !present.contains(Path::new(p.as_str())) && !Path::new(p.as_str()).exists())
+            .cloned()
+            .collect();
+        for p in dormant {
+            self.tracker.forget_dormant(&p);
         }
-        // replaced under the same name (restore, copy): the open handle is another file now.
-        // Checked every tenth scan: it costs an open per file, and restores are rare.
-        if self.scans % 10 != 1 {
-            return;
-        }
+    }
+
+    /// Replaced under the same name (restore, copy): the open handle is another file now.
+    fn restart_replaced(&mut self) {
         let replaced: Vec<PathBuf> = self
             .files
             .iter()
@@ -159,10 +177,62 @@ impl Tailer {
         let source = self.source_of(&s.file);
         let id = self.new_id();
         let restored = self.restored.remove(&path_str);
+        let (start, fp, finished) = self.start_of(&s, &path_str, restored.as_ref(), first_scan);
+        let meta = FileMeta {
+            path: path_str.clone(),
+            kind: s.file.kind.name().to_string(),
+            host: source.host.to_string(),
+            fingerprint: fp.hex(),
+            fp_len: fp.len,
+            size: s.size,
+        };
+        // Files left alone are not checkpointed unless they were before.
+        if !finished || restored.is_some() {
+            self.tracker.register(id, meta, start);
+        }
+        self.counters
+            .bytes_skipped
+            .fetch_add(start, Ordering::Relaxed);
+        let parser = FileParser::new(source.clone(), self.options);
+        self.files.insert(
+            s.file.path.clone(),
+            Reader {
+                id,
+                source,
+                handle: None,
+                pos: start,
+                carry: Vec::new(),
+                parser,
+                fp,
+                size: s.size,
+                modified: s.modified,
+                newest: s.newest,
+                last_growth: Instant::now(),
+                deleted: false,
+                finished,
+                generation_known: false,
+                waiting_since: None,
+                failing: None,
+                pair_seen: None,
+                log: s.file,
+            },
+        );
+    }
+
+    /// Where a newly discovered file starts, with its identity, and whether it is left alone:
+    /// at its checkpoint if it is the file checkpointed, else by the first-start rules
+    /// (`ignore_older_than`, `start_at`) on the first scan, else at byte 0.
+    fn start_of(
+        &self,
+        s: &Seen,
+        path_str: &str,
+        restored: Option<&FileState>,
+        first_scan: bool,
+    ) -> (u64, Fingerprint, bool) {
         let mut start = 0u64;
         let mut fp = Fingerprint { hash: 0, len: 0 };
         let mut finished = false;
-        match &restored {
+        match restored {
             Some(r) => {
                 let stored = Fingerprint::parse(&r.fingerprint, r.fp_len);
                 let same = match (stored, crate::platform::open_shared(&s.file.path)) {
@@ -211,45 +281,7 @@ impl Tailer {
             }
             None => {}
         }
-        let meta = FileMeta {
-            path: path_str.clone(),
-            kind: s.file.kind.name().to_string(),
-            host: source.host.to_string(),
-            fingerprint: fp.hex(),
-            fp_len: fp.len,
-            size: s.size,
-        };
-        // Files left alone are not checkpointed unless they were before.
-        if !finished || restored.is_some() {
-            self.tracker.register(id, meta, start);
-        }
-        self.counters
-            .bytes_skipped
-            .fetch_add(start, Ordering::Relaxed);
-        let parser = FileParser::new(source.clone(), self.options);
-        self.files.insert(
-            s.file.path.clone(),
-            Reader {
-                id,
-                source,
-                handle: None,
-                pos: start,
-                carry: Vec::new(),
-                parser,
-                fp,
-                size: s.size,
-                modified: s.modified,
-                newest: s.newest,
-                last_growth: Instant::now(),
-                deleted: false,
-                finished,
-                generation_known: false,
-                waiting_since: None,
-                failing: None,
-                pair_seen: None,
-                log: s.file,
-            },
-        );
+        (start, fp, finished)
     }
 
     /// Starts a file over from byte 0 as a new generation.

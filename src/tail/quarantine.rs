@@ -15,44 +15,15 @@ use crate::record::Record;
 
 impl Tailer {
     pub(super) fn step_quarantine(&mut self, path: &Path) -> bool {
-        let settle = self.cfg.viruslog_settle;
         let t = self.files.get(path).expect("present");
         if self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at) {
             return false;
         }
-        let t = self.files.get_mut(path).expect("present");
         if t.finished || t.deleted {
             return false;
         }
-        // E-Post writes the pair; wait until both files have stopped changing: unchanged (sizes
-        // and times) for `settle` by our own clock, or both older than `settle` by theirs. The
-        // first rule alone decides for a pair stamped in the future (a share on a server whose
-        // clock runs ahead), which the second never passes: such pairs were never shipped.
         let msg = discover::message_of(path);
-        let state_of = |p: &Path| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-        };
-        let now_state = (state_of(path), msg.as_deref().and_then(state_of));
-        let unchanged_since = match t.pair_seen {
-            Some((seen, since)) if seen == now_state => since,
-            _ => {
-                let now = Instant::now();
-                t.pair_seen = Some((now_state, now));
-                now
-            }
-        };
-        let old = |st: Option<(u64, SystemTime)>| {
-            st.is_some_and(|(_, m)| {
-                SystemTime::now()
-                    .duration_since(m)
-                    .is_ok_and(|age| age >= settle)
-            })
-        };
-        let settled = unchanged_since.elapsed() >= settle
-            || (msg.is_some() && old(now_state.0) && old(now_state.1));
-        if !settled {
+        if !self.pair_settled(path, msg.as_deref()) {
             return false;
         }
         if !self.wait_for_room() {
@@ -69,6 +40,45 @@ impl Tailer {
                 }
             };
         self.succeeded(path);
+        self.ship_pair(path, msg.as_deref(), &rcp, rcp_truncated);
+        true
+    }
+
+    /// E-Post writes the pair; wait until both files have stopped changing: unchanged (sizes
+    /// and times) for `settle` by our own clock, or both older than `settle` by theirs. The
+    /// first rule alone decides for a pair stamped in the future (a share on a server whose
+    /// clock runs ahead), which the second never passes: such pairs were never shipped.
+    fn pair_settled(&mut self, path: &Path, msg: Option<&Path>) -> bool {
+        let settle = self.cfg.viruslog_settle;
+        let t = self.files.get_mut(path).expect("present");
+        let state_of = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+        };
+        let now_state = (state_of(path), msg.and_then(state_of));
+        let unchanged_since = match t.pair_seen {
+            Some((seen, since)) if seen == now_state => since,
+            _ => {
+                let now = Instant::now();
+                t.pair_seen = Some((now_state, now));
+                now
+            }
+        };
+        let old = |st: Option<(u64, SystemTime)>| {
+            st.is_some_and(|(_, m)| {
+                SystemTime::now()
+                    .duration_since(m)
+                    .is_ok_and(|age| age >= settle)
+            })
+        };
+        unchanged_since.elapsed() >= settle
+            || (msg.is_some() && old(now_state.0) && old(now_state.1))
+    }
+
+    /// Builds the pair's record from the envelope `rcp` (and a summary of the `.MSG`), sends
+    /// it, and marks the pair finished.
+    fn ship_pair(&mut self, path: &Path, msg: Option<&Path>, rcp: &[u8], rcp_truncated: bool) {
         let t = self.files.get_mut(path).expect("present");
         let meta = std::fs::metadata(path).ok();
         let mtime = meta
@@ -82,10 +92,9 @@ impl Tailer {
             Some(m) if rcp_truncated => m.len().max(rcp_len),
             _ => rcp_len,
         };
-        let msg_summary = msg
-            .as_ref()
-            .and_then(|p| quarantine::summarize_file(p, self.options.encoding).ok());
-        let msg_path = msg.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let msg_summary =
+            msg.and_then(|p| quarantine::summarize_file(p, self.options.encoding).ok());
+        let msg_path = msg.map(|p| p.to_string_lossy().into_owned());
         let outputs = &self.outputs;
         let m = match (&msg_path, msg_summary) {
             (Some(p), Some(s)) => Some((p.as_str(), s)),
@@ -97,7 +106,7 @@ impl Tailer {
             quarantine::record_summarized(
                 &t.source,
                 &self.options,
-                &rcp,
+                rcp,
                 rcp_truncated,
                 mtime,
                 m,
@@ -112,7 +121,7 @@ impl Tailer {
         let (records, payloads) = seg.finish();
         let fp_bytes = rcp
             .get(..usize::try_from(fingerprint::LEN).map_or(rcp.len(), |l| l.min(rcp.len())))
-            .unwrap_or(&rcp);
+            .unwrap_or(rcp);
         let fp = xxhash_rust::xxh3::xxh3_64(fp_bytes);
         // at most fingerprint::LEN, a u32
         let fp_len = u32::try_from(fp_bytes.len()).unwrap_or(fingerprint::LEN);
@@ -128,6 +137,5 @@ impl Tailer {
         });
         self.counters.files_done.fetch_add(1, Ordering::Relaxed);
         self.emit_segment(id, Kind::Viruslog, end, records, rcp_len, payloads);
-        true
     }
 }
