@@ -249,6 +249,8 @@ impl Config {
         Ok(config)
     }
 
+    // Long on purpose: the config's checks in the order its sections are read; each step is a call
+    // or a short check.
     pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut doc = toml::de::DeTable::parse(text)
             .map_err(|e| ConfigError::from_toml(path, text, &e, None))?;

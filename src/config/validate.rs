@@ -446,6 +446,8 @@ impl Validator<'_> {
     /// Parses a sink URL: http or https, a host, no query. `user:password@` in it is taken out
     /// (and returned) so that no URL we print or log carries a password; it becomes basic
     /// auth, as reqwest would have made it.
+    // Long on purpose: the URL checks in the order a user fixes them (scheme, host, query, path,
+    // credentials), each with its own message.
     fn url(
         &self,
         key: &str,

@@ -176,6 +176,8 @@ fn insert(v: &mut Vec<u8>, at: usize, what: &[u8]) {
 }
 
 /// One to four mutations of `base`; `pool` holds lines of every kind for splices.
+// Long on purpose: one `match` over the sixteen kinds of mutation, each a few lines; apart they
+// would be harder to compare.
 pub fn mutate(rng: &mut Rng, base: &[u8], pool: &[Vec<u8>]) -> Vec<u8> {
     let mut v = base.to_vec();
     for _ in 0..1 + rng.below(4) {

@@ -183,6 +183,7 @@ impl<'a> Record<'a> {
 
     /// The fields after `log.offset` in [`Record::visit`]'s order: those that not every record
     /// has (and `epost.log`).
+    // Long on purpose: one line per optional field, in the record's documented order.
     pub fn visit_fields<'s>(&'s self, f: &mut impl FnMut(&'static Name, Value<'s>)) {
         let x = &self.fields;
         let s = |v: &'s Option<Cow<'a, str>>| v.as_deref().filter(|s| !s.is_empty());

@@ -43,6 +43,8 @@ fn bracket(s: &str) -> Option<(&str, &str)> {
 
 /// Parses one record; `clock` is the prefix time if the line had one (the caller turns it into
 /// a timestamp with the file's date).
+// Long on purpose: one pass over the line's fields in the order the log writes them; each arm is a
+// field.
 pub fn parse<'a>(
     text: &'a str,
     sessions: &mut Sessions,

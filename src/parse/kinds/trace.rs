@@ -186,6 +186,8 @@ fn server_reply(kind: Kind, text: &str) -> Option<(Option<u16>, Outcome)> {
 
 /// Parses one (possibly multi-line) record. Returns the fields and, when a credential was
 /// masked, the redacted message.
+// Long on purpose: one pass over a trace record's shapes (registry, session lines), each arm a
+// shape.
 pub fn parse<'a>(
     kind: Kind,
     text: &'a str,
