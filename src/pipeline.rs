@@ -116,6 +116,8 @@ impl Deaths {
 
 /// Runs until `stop` is set or a signal arrives (or, with `plan.exit_when_caught_up`, until
 /// everything is shipped). `counters` lets a caller watch progress.
+// Long (about 90 lines) on purpose: the pipeline's whole life read top to bottom, in order
+// (start in pipeline order, supervise, stop in pipeline order); each step is a call.
 pub fn run(
     config: &Config,
     plan: Plan,
@@ -138,22 +140,11 @@ pub fn run(
         .build()
         .map_err(PipelineError::Runtime)?;
 
-    let mut outputs = Vec::new();
-    let mut sink_tasks = Vec::new();
-    let mut sink_stats = Vec::new();
-    for (idx, sink) in sinks.into_iter().enumerate() {
-        let (tx, rx) = mpsc::unbounded_channel();
-        outputs.push(Output {
-            encoding: sink.encoding(),
-            tx,
-        });
-        let stats = Arc::new(SinkStats::default());
-        sink_stats.push((sink.name.clone(), stats.clone()));
-        sink_tasks.push(Component {
-            name: format!("sink `{}`", sink.name),
-            handle: Handle::Task(runtime.spawn(sink::run(sink, idx, rx, tracker.clone(), stats))),
-        });
-    }
+    let StartedSinks {
+        outputs,
+        tasks: sink_tasks,
+        stats: sink_stats,
+    } = start_sinks(&runtime, sinks, &tracker);
     let metrics = Arc::new(Metrics {
         tail: counters.clone(),
         sinks: sink_stats,
@@ -163,38 +154,23 @@ pub fn run(
     });
     // Background components: they run until `bg_stop`; any of them ending earlier is a death.
     let bg_stop = Arc::new(AtomicBool::new(false));
-    let mut background = Vec::new();
-    if let Some(c) = start_metrics(config, &runtime, &metrics) {
-        background.push(c);
-    }
-    background.push(start_checkpointer(config, &tracker, &metrics, &bg_stop)?);
-    if let Some(c) = start_retention(config, &tracker, &bg_stop)? {
-        background.push(c);
-    }
+    let background = start_background(config, &runtime, &tracker, &metrics, &bg_stop)?;
 
     // Filesystem events wake the tailer at once; it polls anyway (network shares, missed
     // events).
     let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let _watcher = watch(config, wake_tx);
     let reader_stop = Arc::new(AtomicBool::new(false));
-    let tailer = Tailer::new(
-        config.source.clone(),
-        config.pipeline.clone(),
+    let reader = start_tailer(
+        config,
         plan,
-        tracker.clone(),
+        &tracker,
         outputs,
-        &snapshot.files,
-        reader_stop.clone(),
+        &snapshot,
+        &reader_stop,
         wake_rx,
-        counters.clone(),
-    );
-    let reader = std::thread::Builder::new()
-        .name("epost-tail".into())
-        .spawn(move || tailer.run())
-        .map_err(|error| PipelineError::Spawn {
-            component: "tailer",
-            error,
-        })?;
+        &counters,
+    )?;
 
     let ended_early = supervise(&runtime, &stop, &reader, &sink_tasks, &background);
     let mut deaths = Deaths::default();
@@ -212,19 +188,7 @@ pub fn run(
     };
     let timed_out = drain_sinks(config, &runtime, &tracker, sink_tasks, &mut deaths);
     bg_stop.store(true, Ordering::Relaxed);
-    for c in background {
-        if let Handle::Thread(h) = &c.handle {
-            h.thread().unpark();
-        }
-        if let Handle::Task(h) = &c.handle {
-            // the metrics server runs until told otherwise
-            h.abort();
-        }
-        let name = c.name.clone();
-        if let Err(how) = c.join(&runtime) {
-            deaths.record(&name, how);
-        }
-    }
+    stop_background(&runtime, background, &mut deaths);
     if let Some(name) = ended_early
         && deaths.0.is_none()
     {
@@ -232,14 +196,7 @@ pub fn run(
         deaths.record(&name, Death::Returned);
     }
     runtime.shutdown_timeout(Duration::from_millis(500));
-    if let Some(last) = tracker.snapshot(true) {
-        store
-            .save(&last)
-            .map_err(|error| PipelineError::Checkpoint {
-                dir: config.source.state_dir.display().to_string(),
-                error,
-            })?;
-    }
+    save_last_checkpoint(config, &store, &tracker)?;
     if let Some((component, how)) = deaths.0 {
         return Err(PipelineError::Died { component, how });
     }
@@ -248,6 +205,134 @@ pub fn run(
         timed_out,
         records: counters.records.load(Ordering::Relaxed),
     })
+}
+
+/// Starts the tailer on its own thread, `epost-tail`: it reads every file and feeds the
+/// sinks' channels until `reader_stop` (or, for a backfill, until caught up).
+#[allow(clippy::too_many_arguments)] // the tailer's own inputs, handed over one by one
+fn start_tailer(
+    config: &Config,
+    plan: Plan,
+    tracker: &Arc<Tracker>,
+    outputs: Vec<Output>,
+    snapshot: &Snapshot,
+    reader_stop: &Arc<AtomicBool>,
+    wake_rx: std::sync::mpsc::Receiver<()>,
+    counters: &Arc<Counters>,
+) -> Result<std::thread::JoinHandle<bool>, PipelineError> {
+    let tailer = Tailer::new(
+        config.source.clone(),
+        config.pipeline.clone(),
+        plan,
+        tracker.clone(),
+        outputs,
+        &snapshot.files,
+        reader_stop.clone(),
+        wake_rx,
+        counters.clone(),
+    );
+    std::thread::Builder::new()
+        .name("epost-tail".into())
+        .spawn(move || tailer.run())
+        .map_err(|error| PipelineError::Spawn {
+            component: "tailer",
+            error,
+        })
+}
+
+/// The components that run beside the stages until the end: the metrics server (a task),
+/// the checkpoint writer and retention (threads).
+fn start_background(
+    config: &Config,
+    runtime: &tokio::runtime::Runtime,
+    tracker: &Arc<Tracker>,
+    metrics: &Arc<Metrics>,
+    bg_stop: &Arc<AtomicBool>,
+) -> Result<Vec<Component>, PipelineError> {
+    let mut background = Vec::new();
+    if let Some(c) = start_metrics(config, runtime, metrics) {
+        background.push(c);
+    }
+    background.push(start_checkpointer(config, tracker, metrics, bg_stop)?);
+    if let Some(c) = start_retention(config, tracker, bg_stop)? {
+        background.push(c);
+    }
+    Ok(background)
+}
+
+/// The last checkpoint, from whatever was acknowledged, once everything has stopped.
+fn save_last_checkpoint(
+    config: &Config,
+    store: &Store,
+    tracker: &Tracker,
+) -> Result<(), PipelineError> {
+    if let Some(last) = tracker.snapshot(true) {
+        store
+            .save(&last)
+            .map_err(|error| PipelineError::Checkpoint {
+                dir: config.source.state_dir.display().to_string(),
+                error,
+            })?;
+    }
+    Ok(())
+}
+
+/// What [`start_sinks`] started.
+struct StartedSinks {
+    outputs: Vec<Output>,
+    tasks: Vec<Component>,
+    stats: Vec<(String, Arc<SinkStats>)>,
+}
+
+/// Spawns one task per sink on the runtime; returns the tailer's outputs (an encoding and a
+/// channel per sink, in sink order), the tasks, and each sink's statistics for the metrics.
+fn start_sinks(
+    runtime: &tokio::runtime::Runtime,
+    sinks: Vec<sink::Sink>,
+    tracker: &Arc<Tracker>,
+) -> StartedSinks {
+    let mut outputs = Vec::new();
+    let mut sink_tasks = Vec::new();
+    let mut sink_stats = Vec::new();
+    for (idx, sink) in sinks.into_iter().enumerate() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        outputs.push(Output {
+            encoding: sink.encoding(),
+            tx,
+        });
+        let stats = Arc::new(SinkStats::default());
+        sink_stats.push((sink.name.clone(), stats.clone()));
+        sink_tasks.push(Component {
+            name: format!("sink `{}`", sink.name),
+            handle: Handle::Task(runtime.spawn(sink::run(sink, idx, rx, tracker.clone(), stats))),
+        });
+    }
+    StartedSinks {
+        outputs,
+        tasks: sink_tasks,
+        stats: sink_stats,
+    }
+}
+
+/// Stops and joins the background components (`bg_stop` is already set): threads are woken
+/// from their sleep, the metrics server is aborted (it runs until told otherwise).
+fn stop_background(
+    runtime: &tokio::runtime::Runtime,
+    background: Vec<Component>,
+    deaths: &mut Deaths,
+) {
+    for c in background {
+        if let Handle::Thread(h) = &c.handle {
+            h.thread().unpark();
+        }
+        if let Handle::Task(h) = &c.handle {
+            h.abort();
+        }
+        let name = c.name.clone();
+        if let Err(how) = c.join(runtime) {
+            deaths.record(&name, how);
+        }
+    }
 }
 
 fn load_checkpoint(store: &Store, config: &Config) -> Snapshot {

@@ -47,31 +47,20 @@ pub struct Segment {
     pub payloads: Vec<Payload>,
 }
 
-/// How a sink wants its records encoded. Encoding happens on the tailer's thread, straight
-/// into the segment's payload, once per sink.
-#[derive(Debug, Clone)]
-pub enum Encoding {
-    /// One JSON document per line (file and stdout sinks).
-    Ndjson,
-    /// Elasticsearch `_bulk` pairs: a `create` action with `_index` and `_id`, then the document.
-    EsBulk(std::sync::Arc<crate::sink::elasticsearch::BulkEncoder>),
-    /// Loki push entries (the Loki sink's own per-record layout).
-    Loki(std::sync::Arc<crate::sink::loki::LokiEncoder>),
-    /// OTLP `LogRecord`s (the OTLP sink's own per-record layout).
-    Otlp(std::sync::Arc<crate::sink::otlp::OtlpEncoder>),
+/// How one sink writes a record into its payload. `batch` owns the interface and the sinks
+/// implement it (`sink::Encoding`), so that this module need not know any sink. Callers are
+/// generic over it: encoding is the hot path, and a `dyn` call per record was measured 30 %
+/// slower for OTLP.
+pub trait Encode {
+    /// Appends `rec`'s encoding to `out`.
+    fn encode(&self, rec: &Record<'_>, out: &mut Vec<u8>);
 }
 
-impl Encoding {
-    pub fn encode(&self, rec: &Record<'_>, out: &mut Payload) {
-        match self {
-            Encoding::Ndjson => {
-                rec.write_json(&mut out.data);
-                out.data.push(b'\n');
-            }
-            Encoding::EsBulk(e) => e.encode(rec, &mut out.data),
-            Encoding::Loki(e) => e.encode(rec, &mut out.data),
-            Encoding::Otlp(e) => e.encode(rec, &mut out.data),
-        }
-        out.ends.push(out.data.len() as u32);
+impl Payload {
+    /// Appends one record, encoded by `enc`, and marks where it ends.
+    #[inline]
+    pub fn push<E: Encode>(&mut self, enc: &E, rec: &Record<'_>) {
+        enc.encode(rec, &mut self.data);
+        self.ends.push(self.data.len() as u32);
     }
 }

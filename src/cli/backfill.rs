@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use clap::Args;
-use epost_shipper::parse::time::Date;
 use epost_shipper::pipeline;
 use epost_shipper::tail::{Counters, Plan};
+use epost_shipper::time::Date;
 
 use super::Failure;
 use super::run::load_config;

@@ -21,6 +21,7 @@ pub struct CheckArgs {
     pub config: PathBuf,
 }
 
+// Long on purpose: the `check` report, printed section by section in the order the user reads it.
 pub fn run(a: CheckArgs) -> Result<(), Failure> {
     let config = load_config(&a.config)?;
     println!("config {}: OK", config.path.display());

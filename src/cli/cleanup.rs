@@ -68,6 +68,7 @@ fn short(path: &Path, workdirs: &[PathBuf]) -> String {
         .to_string()
 }
 
+// Long on purpose: one row per action, one `match` arm per outcome: a table, read top to bottom.
 fn print_report(report: &Report, workdirs: &[PathBuf]) {
     let mut rows = Vec::new();
     let mut too_recent = 0;

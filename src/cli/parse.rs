@@ -9,10 +9,10 @@ use clap::Args;
 use epost_shipper::decode::Encoding;
 use epost_shipper::discover::{self, LogFile};
 use epost_shipper::kind::Kind;
-use epost_shipper::parse::time::Zone;
+use epost_shipper::lines::Lines;
 use epost_shipper::parse::{FileParser, ParseOptions, quarantine};
 use epost_shipper::record::{Record, Source};
-use epost_shipper::tail::lines::Lines;
+use epost_shipper::time::Zone;
 
 use super::Failure;
 

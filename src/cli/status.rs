@@ -35,6 +35,7 @@ fn when(ms: i64) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+// Long on purpose: the `status` table: gather the rows, then print them, in one place.
 pub fn run(a: StatusArgs) -> Result<(), Failure> {
     let config = load_config(&a.config)?;
     let (snap, loaded) = Store::new(&config.source.state_dir).load();

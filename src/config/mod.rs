@@ -21,7 +21,7 @@ pub use validate::valid_sink_name;
 
 use crate::decode::Encoding;
 use crate::kind::Kind;
-use crate::parse::time::Zone;
+use crate::time::Zone;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -249,6 +249,8 @@ impl Config {
         Ok(config)
     }
 
+    // Long on purpose: the config's checks in the order its sections are read; each step is a call
+    // or a short check.
     pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut doc = toml::de::DeTable::parse(text)
             .map_err(|e| ConfigError::from_toml(path, text, &e, None))?;
@@ -277,104 +279,11 @@ impl Config {
         let s = raw.source.into_inner();
         v.source(&s)?;
 
-        let mut workdirs = Vec::new();
-        let mut wd_span = src_span.clone();
-        if let Some(w) = &s.workdir {
-            wd_span = w.span();
-            workdirs.push(w.get_ref().clone());
-        }
-        if let Some(ws) = &s.workdirs {
-            wd_span = ws.span();
-            workdirs.extend(ws.get_ref().iter().cloned());
-        }
-        if workdirs.is_empty() {
-            return Err(at(
-                src_span,
-                "source.workdir",
-                "no mail work folder given".into(),
-                Some("add `workdir = 'C:\\mail'` (or `workdirs = [...]`) to [source]".into()),
-            ));
-        }
-        let mut dirs = Vec::new();
-        for w in &workdirs {
-            let p = resolve(&base, w);
-            if !p.is_dir() {
-                return Err(at(
-                    wd_span.clone(),
-                    "source.workdir",
-                    format!(
-                        "mail work folder `{}` does not exist or is not a folder",
-                        p.display()
-                    ),
-                    Some("give the folder E-Post writes its logs to (a share must be reachable by the shipper's account)".into()),
-                ));
-            }
-            // the same folder twice would ship every record twice (under two paths)
-            if dirs.iter().any(|d: &PathBuf| {
-                validate::same_path(&validate::normalise(d), &validate::normalise(&p))
-            }) {
-                return Err(at(
-                    wd_span.clone(),
-                    "source.workdirs",
-                    format!("mail work folder `{}` is listed twice", p.display()),
-                    Some("list each folder once".into()),
-                ));
-            }
-            dirs.push(p);
-        }
+        let dirs = work_folders(path, text, &base, &s, src_span.clone())?;
 
-        let mut kinds = Vec::new();
-        for k in s.kinds.get_ref() {
-            if k.eq_ignore_ascii_case("all") {
-                kinds.extend(Kind::ALL);
-            } else {
-                match k.parse::<Kind>() {
-                    Ok(kind) => kinds.push(kind),
-                    Err(e) => {
-                        return Err(at(
-                            s.kinds.span(),
-                            "source.kinds",
-                            e.to_string(),
-                            error::closest(k, Kind::ALL.iter().map(|k| k.name()))
-                                .map(|c| format!("did you mean `{c}`?")),
-                        ));
-                    }
-                }
-            }
-        }
-        kinds.sort();
-        kinds.dedup();
+        let kinds = source_kinds(path, text, &s)?;
 
-        let encoding = if s.encoding.get_ref().is_empty() {
-            Encoding::Cp932
-        } else {
-            s.encoding
-                .get_ref()
-                .parse()
-                .map_err(|e: crate::decode::UnknownEncoding| {
-                    at(
-                        s.encoding.span(),
-                        "source.encoding",
-                        e.to_string(),
-                        Some("one of: cp932, utf-8, auto".into()),
-                    )
-                })?
-        };
-        let zone = if s.timezone.get_ref().is_empty() {
-            Zone::default()
-        } else {
-            s.timezone
-                .get_ref()
-                .parse()
-                .map_err(|e: crate::parse::time::UnknownZone| {
-                    at(
-                        s.timezone.span(),
-                        "source.timezone",
-                        e.to_string(),
-                        Some("an IANA zone such as \"Asia/Tokyo\", or \"local\"".into()),
-                    )
-                })?
-        };
+        let (encoding, zone) = encoding_and_zone(path, text, &s)?;
         let (state_dir, sd_span) = match &s.state_dir {
             Some(d) => (resolve(&base, d.get_ref()), d.span()),
             None => (crate::platform::default_state_dir(&base), src_span.clone()),
@@ -402,22 +311,7 @@ impl Config {
                 Some("add for example:\n  [[sink]]\n  type = \"stdout\"".into()),
             ));
         }
-        let mut sinks: Vec<NamedSink> = Vec::new();
-        for (i, mut cfg) in raw_sinks.into_iter().enumerate() {
-            let n = i + 1;
-            // the default name is `<type>-<N>`, N counting `[[sink]]` tables from 1 as the
-            // `sink[N]` of error messages does
-            let name = cfg
-                .name()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{}-{n}", cfg.type_name()));
-            v.sink_name(n, &name, &sinks)?;
-            if let SinkConfig::File(f) = &mut cfg {
-                f.path = resolve(&base, &f.path.to_string_lossy());
-            }
-            v.sink(n, &mut cfg)?;
-            sinks.push(NamedSink { name, config: cfg });
-        }
+        let sinks = named_sinks(&v, &base, raw_sinks)?;
         v.file_paths(&sinks, &state_dir)?;
         v.pipeline(&raw.pipeline)?;
         v.retention(&raw.retention)?;
@@ -450,6 +344,162 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// The `workdir`/`workdirs` of `[source]`, resolved against the config's folder: each must
+/// be a folder, and none listed twice.
+fn work_folders(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    s: &RawSource,
+    src_span: std::ops::Range<usize>,
+) -> Result<Vec<PathBuf>, ConfigError> {
+    let at = |span: std::ops::Range<usize>, key: &str, message: String, hint: Option<String>| {
+        ConfigError::at(path, text, span, key, message, hint)
+    };
+    let mut workdirs = Vec::new();
+    let mut wd_span = src_span.clone();
+    if let Some(w) = &s.workdir {
+        wd_span = w.span();
+        workdirs.push(w.get_ref().clone());
+    }
+    if let Some(ws) = &s.workdirs {
+        wd_span = ws.span();
+        workdirs.extend(ws.get_ref().iter().cloned());
+    }
+    if workdirs.is_empty() {
+        return Err(at(
+            src_span,
+            "source.workdir",
+            "no mail work folder given".into(),
+            Some("add `workdir = 'C:\\mail'` (or `workdirs = [...]`) to [source]".into()),
+        ));
+    }
+    let mut dirs = Vec::new();
+    for w in &workdirs {
+        let p = resolve(base, w);
+        if !p.is_dir() {
+            return Err(at(
+                wd_span.clone(),
+                "source.workdir",
+                format!(
+                    "mail work folder `{}` does not exist or is not a folder",
+                    p.display()
+                ),
+                Some("give the folder E-Post writes its logs to (a share must be reachable by the shipper's account)".into()),
+            ));
+        }
+        // the same folder twice would ship every record twice (under two paths)
+        if dirs.iter().any(|d: &PathBuf| {
+            validate::same_path(&validate::normalise(d), &validate::normalise(&p))
+        }) {
+            return Err(at(
+                wd_span.clone(),
+                "source.workdirs",
+                format!("mail work folder `{}` is listed twice", p.display()),
+                Some("list each folder once".into()),
+            ));
+        }
+        dirs.push(p);
+    }
+    Ok(dirs)
+}
+
+/// The `kinds` of `[source]` (`all` for every kind), sorted, each once.
+fn source_kinds(path: &Path, text: &str, s: &RawSource) -> Result<Vec<Kind>, ConfigError> {
+    let at = |span: std::ops::Range<usize>, key: &str, message: String, hint: Option<String>| {
+        ConfigError::at(path, text, span, key, message, hint)
+    };
+    let mut kinds = Vec::new();
+    for k in s.kinds.get_ref() {
+        if k.eq_ignore_ascii_case("all") {
+            kinds.extend(Kind::ALL);
+        } else {
+            match k.parse::<Kind>() {
+                Ok(kind) => kinds.push(kind),
+                Err(e) => {
+                    return Err(at(
+                        s.kinds.span(),
+                        "source.kinds",
+                        e.to_string(),
+                        error::closest(k, Kind::ALL.iter().map(|k| k.name()))
+                            .map(|c| format!("did you mean `{c}`?")),
+                    ));
+                }
+            }
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    Ok(kinds)
+}
+
+/// The `encoding` and `timezone` of `[source]` (cp932 and the local zone when left empty).
+fn encoding_and_zone(
+    path: &Path,
+    text: &str,
+    s: &RawSource,
+) -> Result<(Encoding, Zone), ConfigError> {
+    let at = |span: std::ops::Range<usize>, key: &str, message: String, hint: Option<String>| {
+        ConfigError::at(path, text, span, key, message, hint)
+    };
+    let encoding = if s.encoding.get_ref().is_empty() {
+        Encoding::Cp932
+    } else {
+        s.encoding
+            .get_ref()
+            .parse()
+            .map_err(|e: crate::decode::UnknownEncoding| {
+                at(
+                    s.encoding.span(),
+                    "source.encoding",
+                    e.to_string(),
+                    Some("one of: cp932, utf-8, auto".into()),
+                )
+            })?
+    };
+    let zone = if s.timezone.get_ref().is_empty() {
+        Zone::default()
+    } else {
+        s.timezone
+            .get_ref()
+            .parse()
+            .map_err(|e: crate::time::UnknownZone| {
+                at(
+                    s.timezone.span(),
+                    "source.timezone",
+                    e.to_string(),
+                    Some("an IANA zone such as \"Asia/Tokyo\", or \"local\"".into()),
+                )
+            })?
+    };
+    Ok((encoding, zone))
+}
+
+/// The `[[sink]]` tables, named (`<type>-<N>` by default) and checked one by one.
+fn named_sinks(
+    v: &validate::Validator<'_>,
+    base: &Path,
+    raw_sinks: Vec<SinkConfig>,
+) -> Result<Vec<NamedSink>, ConfigError> {
+    let mut sinks: Vec<NamedSink> = Vec::new();
+    for (i, mut cfg) in raw_sinks.into_iter().enumerate() {
+        let n = i + 1;
+        // the default name is `<type>-<N>`, N counting `[[sink]]` tables from 1 as the
+        // `sink[N]` of error messages does
+        let name = cfg
+            .name()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}-{n}", cfg.type_name()));
+        v.sink_name(n, &name, &sinks)?;
+        if let SinkConfig::File(f) = &mut cfg {
+            f.path = resolve(base, &f.path.to_string_lossy());
+        }
+        v.sink(n, &mut cfg)?;
+        sinks.push(NamedSink { name, config: cfg });
+    }
+    Ok(sinks)
 }
 
 /// The `[[sink]]` tables, each read on its own so that an error in one names its line and

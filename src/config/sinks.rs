@@ -455,3 +455,28 @@ fn d_request_timeout() -> HumanDuration {
 fn yes() -> bool {
     true
 }
+
+// Naming rules of the sinks that the config checks at load. They live here, in the lower
+// layer, and the sinks use them from here, so that `config` need not depend on `sink`.
+
+/// The index name of `pattern` (strftime fields, `{kind}` already replaced) on a local day
+/// (days since 1970-01-01), lower-cased as Elasticsearch wants it; `None` if chrono cannot
+/// format it (an invalid field, or `%z` on a date). `DelayedFormat::to_string` would panic
+/// there; writing it reports the error instead.
+pub fn format_index(pattern: &str, local_day: i64) -> Option<String> {
+    use std::fmt::Write as _;
+    let date = chrono::DateTime::from_timestamp(local_day.checked_mul(86_400)?, 0)?.naive_utc();
+    let mut out = String::new();
+    write!(out, "{}", date.format(pattern)).ok()?;
+    Some(out.to_lowercase())
+}
+
+/// Labels every stream has; static labels from the config may not reuse them.
+pub const BUILTIN_LABELS: [&str; 3] = ["host", "job", "log"];
+
+/// Label names Loki (and Prometheus) accept.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -151,7 +151,8 @@ fn files_named_by_the_config_are_read_with_a_limit() {
 
 #[test]
 fn index_patterns_are_checked_and_never_panic_at_run_time() {
-    use crate::sink::elasticsearch::{BulkEncoder, format_index};
+    use crate::config::format_index;
+    use crate::sink::elasticsearch::BulkEncoder;
     let es = |index: &str| {
         format!(
             "[source]\nworkdir = 'mail'\n[[sink]]\ntype = \"elasticsearch\"\nurl = \"http://h:9200\"\nmode = \"index\"\nindex = \"{index}\"\n"

@@ -446,6 +446,8 @@ impl Validator<'_> {
     /// Parses a sink URL: http or https, a host, no query. `user:password@` in it is taken out
     /// (and returned) so that no URL we print or log carries a password; it becomes basic
     /// auth, as reqwest would have made it.
+    // Long on purpose: the URL checks in the order a user fixes them (scheme, host, query, path,
+    // credentials), each with its own message.
     fn url(
         &self,
         key: &str,
@@ -659,7 +661,7 @@ impl Validator<'_> {
         }
         // Formatting can still fail (`%z`: a date has no offset); it is done here as the
         // encoder does it, on a sample day.
-        let Some(name) = super::super::sink::elasticsearch::format_index(&filled, 20_453) else {
+        let Some(name) = super::format_index(&filled, 20_453) else {
             return Err(self.err(
                 key,
                 format!("`{pattern}` cannot be formatted for a date (time zone fields such as %z or %Z are not available)"),
@@ -704,7 +706,7 @@ impl Validator<'_> {
                 Some("leave `job` out for the default `epost`".into()),
             ));
         }
-        use crate::sink::loki::encode::{BUILTIN_LABELS, valid_label_name};
+        use super::{BUILTIN_LABELS, valid_label_name};
         for (k, v) in &c.labels {
             let key = format!("{p}.labels.{k}");
             if BUILTIN_LABELS.contains(&k.as_str()) {

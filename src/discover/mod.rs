@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::kind::Kind;
-use crate::parse::time::{Date, date_from_file_name};
+use crate::time::{Date, date_from_file_name};
 
 /// A log file found on disk.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::ack::{Tracker, now_ms};
 use crate::kind::Kind;
-use crate::tail::Counters;
+use crate::progress::Counters;
 
 /// Request latency buckets, seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -52,18 +52,27 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let mut o = String::with_capacity(4096);
+        self.render_tail(&mut o);
+        self.render_sinks(&mut o);
+        self.render_latency(&mut o);
+        self.render_files(&mut o);
+        o
+    }
+
+    /// The tailer's counters: lines, bytes, records per kind, handles.
+    fn render_tail(&self, o: &mut String) {
         let t = &self.tail;
         let counter = |o: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
         counter(
-            &mut o,
+            o,
             "epost_lines_read_total",
             "Physical log lines read.",
             t.lines.load(Ordering::Relaxed),
         );
         counter(
-            &mut o,
+            o,
             "epost_bytes_read_total",
             "Log bytes read.",
             t.bytes.load(Ordering::Relaxed),
@@ -98,6 +107,10 @@ impl Metrics {
             t.files_waiting.load(Ordering::Relaxed),
             t.longest_wait_secs.load(Ordering::Relaxed),
         );
+    }
+
+    /// Per sink: records sent, acknowledged and dead-lettered, requests, retries, last ack.
+    fn render_sinks(&self, o: &mut String) {
         let sinks = self.tracker.sink_states();
         let mut lines = [
             (
@@ -154,6 +167,10 @@ impl Metrics {
         for (name, help, kind, body) in &lines {
             let _ = write!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{body}");
         }
+    }
+
+    /// Per sink: the delivery latency histogram.
+    fn render_latency(&self, o: &mut String) {
         let _ = writeln!(
             o,
             "# HELP epost_sink_request_duration_seconds Delivery request latency.\n# TYPE epost_sink_request_duration_seconds histogram"
@@ -181,6 +198,10 @@ impl Metrics {
                 "epost_sink_request_duration_seconds_count{{sink=\"{name}\"}} {n}"
             );
         }
+    }
+
+    /// Bytes behind per file, the checkpoint's age, segments in flight.
+    fn render_files(&self, o: &mut String) {
         let _ = writeln!(
             o,
             "# HELP epost_file_bytes_behind Bytes of a file not yet acknowledged by every sink.\n# TYPE epost_file_bytes_behind gauge"
@@ -208,7 +229,6 @@ impl Metrics {
             "# HELP epost_segments_in_flight Segments read but not yet acknowledged by every sink.\n# TYPE epost_segments_in_flight gauge\nepost_segments_in_flight {}",
             self.tracker.in_flight()
         );
-        o
     }
 
     /// Healthy when every sink acknowledged something recently, or nothing waits for it.

@@ -176,6 +176,8 @@ fn insert(v: &mut Vec<u8>, at: usize, what: &[u8]) {
 }
 
 /// One to four mutations of `base`; `pool` holds lines of every kind for splices.
+// Long on purpose: one `match` over the sixteen kinds of mutation, each a few lines; apart they
+// would be harder to compare.
 pub fn mutate(rng: &mut Rng, base: &[u8], pool: &[Vec<u8>]) -> Vec<u8> {
     let mut v = base.to_vec();
     for _ in 0..1 + rng.below(4) {
@@ -505,7 +507,7 @@ fn fuzz_lines(kind: Kind, rng: &mut Rng, pool: &[Vec<u8>], row: &mut Row<'_>) {
                 records += 1;
                 check_record(rec, &options, &mut buf);
             };
-            for line in crate::tail::lines::Lines::new(&file) {
+            for line in crate::lines::Lines::new(&file) {
                 p.push_line(offset, line.bytes, &mut emit);
                 offset = line.end;
             }

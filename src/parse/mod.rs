@@ -12,16 +12,17 @@ pub mod quarantine;
 pub mod redact;
 #[cfg(test)]
 mod redaction_e2e;
-pub mod time;
+/// Times moved to the leaf module [`crate::time`]; the old path stays for callers.
+pub use crate::time;
 
 use std::borrow::Cow;
 
 use crate::decode::{Encoding, decode};
 use crate::kind::Kind;
 use crate::record::{Fields, Outcome, Record, Source};
+use crate::time::{Clock, Date, LocalTime, Timestamp, Zone, date_from_file_name};
 use kinds::Shape;
 use kinds::trace::{self, Sessions};
-use time::{Clock, Date, LocalTime, Timestamp, Zone, date_from_file_name};
 
 /// Default of [`ParseOptions::max_record_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_048_576;
@@ -386,7 +387,7 @@ pub fn parse_bytes(
 ) {
     let mut p = FileParser::new(source, options);
     let mut offset = 0u64;
-    for line in crate::tail::lines::Lines::new(bytes) {
+    for line in crate::lines::Lines::new(bytes) {
         p.push_line(offset, line.bytes, emit);
         offset = line.end;
     }

@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 
 use super::ParseOptions;
 use super::kinds::viruslog::{parse_rcp, subject};
-use super::time::Clock;
 use crate::decode::{Encoding, decode};
 use crate::record::{Fields, Outcome, Record, Source};
+use crate::time::Clock;
 
 /// Bytes read per step while hashing a `.MSG`.
 const CHUNK: usize = 64 * 1024;

@@ -687,6 +687,8 @@ mod tests {
     /// Every credential-carrying exchange of SMTP, POP3 and IMAP, step by step: what each
     /// client line becomes, with the server lines in between.
     #[test]
+    // Long on purpose: a table of every SASL mechanism's exchange, step by step; the table is the
+    // test.
     fn every_mechanism_masks_its_secrets_and_nothing_else() {
         let table: &[(&str, &[Step])] = &[
             (

@@ -37,6 +37,7 @@ fn json_of(kind: Kind, file: &str, text: &str) -> String {
     out
 }
 
+// Long on purpose: test data: one credential-carrying line per log kind.
 fn inputs() -> Vec<(Kind, &'static str, String)> {
     let pw64 = b64(PASSWORD.as_bytes());
     let user64 = b64(USER.as_bytes());

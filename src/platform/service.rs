@@ -271,6 +271,8 @@ impl Reporter {
     }
 }
 
+// Long on purpose: the Windows service's whole life in the order the SCM requires (register,
+// start pending, running, stop pending, stopped).
 fn service_main(_args: Vec<OsString>) {
     let Some(Pending { body, stop_wait }) =
         PENDING.lock().unwrap_or_else(|e| e.into_inner()).take()

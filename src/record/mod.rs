@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub use id::{EventId, GENERATION_BYTES, HexId, generation_of};
 
 use crate::kind::Kind;
-use crate::parse::time::Timestamp;
+use crate::time::Timestamp;
 
 /// What is known of a source file before any line is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +183,7 @@ impl<'a> Record<'a> {
 
     /// The fields after `log.offset` in [`Record::visit`]'s order: those that not every record
     /// has (and `epost.log`).
+    // Long on purpose: one line per optional field, in the record's documented order.
     pub fn visit_fields<'s>(&'s self, f: &mut impl FnMut(&'static Name, Value<'s>)) {
         let x = &self.fields;
         let s = |v: &'s Option<Cow<'a, str>>| v.as_deref().filter(|s| !s.is_empty());

@@ -23,9 +23,9 @@ use crate::checkpoint::{FileState, Snapshot};
 use crate::config::{Config, RetentionAction};
 use crate::discover::scan::{Seen, scan};
 use crate::kind::Kind;
-use crate::parse::time::{Date, Zone};
 use crate::platform::{open_shared, sync_dir};
 use crate::tail::fingerprint::{self, Fingerprint};
+use crate::time::{Date, Zone};
 
 /// A file written to more recently than this is left alone whatever its name says. E-Post
 /// v4.AN keeps a file open for up to about an hour and may still append to yesterday's file

@@ -15,12 +15,13 @@ use std::borrow::Cow;
 use super::dead_letter::DeadLetter;
 use super::engine::{Code, Engine, Outcome, Records, Requests, Verdict};
 use super::{Delivered, Probe, SinkError, http};
-use crate::batch::{Encoding, Segment};
+use crate::batch::Segment;
 use crate::config::{Compression, ElasticsearchSink as Config, EsMode};
 use crate::kind::Kind;
 use crate::metrics::SinkStats;
 use crate::record::Record;
 use crate::record::json::write_str;
+use crate::sink::Encoding;
 
 /// Where a record goes: `logs-epost.<kind>-<namespace>` (data streams) or a date-patterned
 /// index (`epost-{kind}-%Y.%m.%d`, the record's local date).
@@ -92,17 +93,8 @@ impl BulkEncoder {
     }
 }
 
-/// The index name of `pattern` (strftime fields, `{kind}` already replaced) on a local day
-/// (days since 1970-01-01), lower-cased as Elasticsearch wants it; `None` if chrono cannot
-/// format it (an invalid field, or `%z` on a date). `DelayedFormat::to_string` would panic
-/// there; writing it reports the error instead.
-pub fn format_index(pattern: &str, local_day: i64) -> Option<String> {
-    use std::fmt::Write as _;
-    let date = chrono::DateTime::from_timestamp(local_day.checked_mul(86_400)?, 0)?.naive_utc();
-    let mut out = String::new();
-    write!(out, "{}", date.format(pattern)).ok()?;
-    Some(out.to_lowercase())
-}
+/// Owned by `config`, which checks patterns with it at load; re-exported for the sink.
+pub use crate::config::format_index;
 
 pub struct ElasticsearchSink {
     name: String,
@@ -631,7 +623,7 @@ mod tests {
     ) -> Record<'_> {
         Record {
             source,
-            timestamp: crate::parse::time::Timestamp {
+            timestamp: crate::time::Timestamp {
                 unix_ms,
                 offset_secs,
             },

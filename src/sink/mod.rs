@@ -7,6 +7,7 @@
 
 pub mod dead_letter;
 pub mod elasticsearch;
+pub mod encoding;
 pub mod engine;
 mod file;
 pub mod http;
@@ -20,9 +21,10 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::ack::Tracker;
-use crate::batch::{Encoding, Segment};
+use crate::batch::Segment;
 use crate::config::{BatchPolicy, NamedSink, SinkConfig};
 use dead_letter::DeadLetter;
+pub use encoding::Encoding;
 pub use engine::Backoff;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,12 +6,27 @@
 //! buffer). It handles the daily new file, late writes to yesterday's file, partial last
 //! lines, truncation, files deleted or replaced under the same name, and thousands of old
 //! files with a bounded number of open handles.
+//!
+//! The [`Tailer`] here is the scheduler: it owns the map of per-file readers and the loop
+//! that gives each at most one segment per round. Its other jobs are one file each:
+//! - `reader`: one file's state (handle, position, carry, parser, fingerprint, backoff);
+//! - `folders`: keeping the readers in step with the folders (new, grown, gone, replaced);
+//! - `handles`: the open-handle budget (`max_open_files`);
+//! - `flush`: time-based flushing of partial lines and multi-line records, closing at EOF;
+//! - `quarantine`: the viruslog pairs, a source of their own;
+//! - `segment`: encoding a read's records for every sink, with parser panics contained.
 
 pub mod fingerprint;
-pub mod lines;
+mod flush;
+mod folders;
+mod handles;
+mod quarantine;
+mod reader;
+mod segment;
+/// Line splitting moved to the leaf module [`crate::lines`]; the old path stays for callers.
+pub use crate::lines;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,17 +34,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::ack::{FileMeta, Tracker};
-use crate::batch::{Encoding, FileId, Payload, Segment};
+use crate::ack::Tracker;
+use crate::batch::{FileId, Payload, Segment};
 use crate::checkpoint::FileState;
-use crate::config::{Pipeline, Source as SourceConfig, StartAt};
-use crate::discover::{self, LogFile, scan::Seen};
+use crate::config::{Pipeline, Source as SourceConfig};
+use crate::discover;
 use crate::kind::Kind;
-use crate::parse::time::Date;
-use crate::parse::{FileParser, ParseOptions, quarantine};
-use crate::record::{Record, Source};
-use fingerprint::Fingerprint;
-use lines::Lines;
+use crate::parse::ParseOptions;
+use crate::sink::Encoding;
+use crate::time::Date;
+use reader::{BACKFILL_ATTEMPTS, Failing, Limits, Reader, retry_delay};
 
 /// What to read, and when to stop.
 #[derive(Debug, Clone)]
@@ -60,27 +74,7 @@ pub struct Output {
     pub tx: UnboundedSender<Arc<Segment>>,
 }
 
-/// Progress counters, for `backfill`'s progress display and the metrics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub lines: std::sync::atomic::AtomicU64,
-    pub bytes: std::sync::atomic::AtomicU64,
-    pub records: std::sync::atomic::AtomicU64,
-    pub files_done: std::sync::atomic::AtomicU64,
-    pub files_total: std::sync::atomic::AtomicU64,
-    pub bytes_total: std::sync::atomic::AtomicU64,
-    /// Bytes already shipped before this run (checkpointed) or skipped (`start_at = end`).
-    pub bytes_skipped: std::sync::atomic::AtomicU64,
-    pub open_files: std::sync::atomic::AtomicU64,
-    /// Files with something to read that wait for a handle (`max_open_files` all in use).
-    pub files_waiting: std::sync::atomic::AtomicU64,
-    /// How long the file waiting longest for a handle has waited, in seconds.
-    pub longest_wait_secs: std::sync::atomic::AtomicU64,
-    /// Log files that cannot be opened or read (permissions, locks), by path.
-    pub unreadable: std::sync::Mutex<std::collections::BTreeMap<PathBuf, String>>,
-    /// Records per log kind, indexed by `Kind as usize`.
-    pub per_kind: [std::sync::atomic::AtomicU64; 13],
-}
+pub use crate::progress::Counters;
 
 /// Written to in the last ten minutes: worth a stat on every scan (late writes to
 /// yesterday's file); older files are checked every 30th scan.
@@ -90,53 +84,6 @@ fn recently_written(modified: SystemTime) -> bool {
         .map_or(true, |d| d < Duration::from_secs(600))
 }
 
-/// A file that could not be opened or read: retried with a growing delay, warned about once.
-#[derive(Debug, Clone, Copy)]
-struct Failing {
-    times: u32,
-    retry_at: Instant,
-}
-
-/// A backfill gives up on a file after this many failures in a row (a permission problem does
-/// not fix itself) and names it when it ends; `run` keeps retrying, every 5 minutes at most.
-const BACKFILL_ATTEMPTS: u32 = 3;
-
-fn retry_delay(times: u32) -> Duration {
-    Duration::from_secs(1u64 << times.min(8).saturating_sub(1)).min(Duration::from_secs(300))
-}
-
-/// What is known of a quarantine pair's two files: sizes and modification times.
-type PairState = (Option<(u64, SystemTime)>, Option<(u64, SystemTime)>);
-
-struct Tracked {
-    id: FileId,
-    log: LogFile,
-    source: Source,
-    handle: Option<same_file::Handle>,
-    /// Next byte to read from the file; `carry` holds the bytes before it that do not make a
-    /// complete line yet.
-    pos: u64,
-    carry: Vec<u8>,
-    parser: FileParser,
-    fp: Fingerprint,
-    size: u64,
-    modified: SystemTime,
-    newest: bool,
-    last_growth: Instant,
-    deleted: bool,
-    /// Nothing more to do (a shipped quarantine pair, or a file left alone as too old).
-    finished: bool,
-    /// When this file, with something to read, first found every handle in use.
-    waiting_since: Option<Instant>,
-    /// Opening or reading failed: when to try again, and how often it failed in a row.
-    failing: Option<Failing>,
-    /// The quarantine pair as last seen (sizes and times of both files), and since when.
-    pair_seen: Option<(PairState, Instant)>,
-    /// The parser knows the file's generation (from its first line, read when the file is
-    /// opened at an offset past it).
-    generation_known: bool,
-}
-
 pub struct Tailer {
     cfg: SourceConfig,
     pipeline: Pipeline,
@@ -144,7 +91,7 @@ pub struct Tailer {
     options: ParseOptions,
     tracker: Arc<Tracker>,
     outputs: Vec<Output>,
-    files: BTreeMap<PathBuf, Tracked>,
+    files: BTreeMap<PathBuf, Reader>,
     restored: HashMap<String, FileState>,
     next_id: FileId,
     next_seq: u64,
@@ -268,272 +215,10 @@ impl Tailer {
     /// `partial_line_timeout`: `run` ships it after that wait, and a backfill (which does not
     /// wait) must agree, or `status` shows the file behind for ever and retention never
     /// compresses it.
-    fn abandoned_partial(&self, t: &Tracked) -> bool {
+    fn abandoned_partial(&self, t: &Reader) -> bool {
         SystemTime::now()
             .duration_since(t.modified)
             .is_ok_and(|age| age >= self.cfg.partial_line_timeout)
-    }
-
-    fn scan(&mut self) {
-        let first = self.scans == 0;
-        self.scans += 1;
-        if !first && self.scan_cache.quiet_round() {
-            // Nothing appeared or vanished: only files not held open but still hot may have
-            // grown (a closed file of today, one over max_open_files).
-            for (p, t) in self.files.iter_mut() {
-                if t.handle.is_none()
-                    && !t.finished
-                    && (t.newest || recently_written(t.modified))
-                    && let Ok(m) = std::fs::metadata(p)
-                {
-                    t.size = m.len();
-                    t.modified = m.modified().unwrap_or(t.modified);
-                }
-            }
-            return;
-        }
-        let mut cache = std::mem::take(&mut self.scan_cache);
-        let files = &self.files;
-        let seen = cache.scan(&self.cfg.workdirs, &self.cfg.kinds, |p| {
-            files
-                .get(p)
-                .is_none_or(|t| t.handle.is_some() || t.newest || recently_written(t.modified))
-        });
-        self.scan_cache = cache;
-        let mut present: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
-        let mut total_bytes = 0;
-        for s in seen {
-            if !self.in_plan(&s) {
-                continue;
-            }
-            present.insert(s.file.path.clone());
-            total_bytes += s.size;
-            match self.files.get_mut(&s.file.path) {
-                Some(t) => {
-                    t.newest = s.newest;
-                    t.modified = s.modified;
-                    if t.handle.is_none() && s.size != t.size {
-                        t.size = s.size;
-                    }
-                }
-                None => self.discovered(s, first),
-            }
-        }
-        self.counters
-            .files_total
-            .store(self.files.len() as u64, Ordering::Relaxed);
-        self.counters
-            .bytes_total
-            .store(total_bytes, Ordering::Relaxed);
-        // files that disappeared
-        let gone: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|p| !present.contains(*p))
-            .cloned()
-            .collect();
-        for p in gone {
-            let t = self.files.get_mut(&p).expect("listed above");
-            if !t.deleted {
-                tracing::info!(path = %p.display(), "file deleted; finishing what was written");
-                t.deleted = true;
-            }
-            if t.handle.is_none() {
-                self.tracker.retire(t.id);
-                self.files.remove(&p);
-            }
-        }
-        if first {
-            let dormant: Vec<String> = self
-                .restored
-                .keys()
-                .filter(|p| {
-                    !present.contains(Path::new(p.as_str())) && !Path::new(p.as_str()).exists()
-                })
-                .cloned()
-                .collect();
-            for p in dormant {
-                self.tracker.forget_dormant(&p);
-            }
-        }
-        // replaced under the same name (restore, copy): the open handle is another file now.
-        // Checked every tenth scan: it costs an open per file, and restores are rare.
-        if self.scans % 10 != 1 {
-            return;
-        }
-        let replaced: Vec<PathBuf> = self
-            .files
-            .iter()
-            .filter(|(p, t)| {
-                t.handle
-                    .as_ref()
-                    .is_some_and(|h| same_file::Handle::from_path(p).is_ok_and(|other| &other != h))
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in replaced {
-            tracing::warn!(path = %p.display(), "file was replaced under the same name; reading the new one from the start");
-            self.restart(&p);
-        }
-    }
-
-    fn in_plan(&self, s: &Seen) -> bool {
-        if self.plan.since.is_none() && self.plan.until.is_none() {
-            return true;
-        }
-        let date = s.file.date().or_else(|| {
-            let d: chrono::DateTime<chrono::Local> = s.modified.into();
-            use chrono::Datelike;
-            Date::new(d.year(), d.month(), d.day())
-        });
-        match date {
-            Some(d) => {
-                self.plan.since.is_none_or(|x| d >= x) && self.plan.until.is_none_or(|x| d <= x)
-            }
-            None => true,
-        }
-    }
-
-    fn new_id(&mut self) -> FileId {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    fn source_of(&self, log: &LogFile) -> Source {
-        let host = self
-            .cfg
-            .host
-            .clone()
-            .or_else(|| log.host.clone())
-            .unwrap_or_else(discover::local_host_name);
-        Source::new(&host, log.kind, &log.path.to_string_lossy())
-    }
-
-    fn discovered(&mut self, s: Seen, first_scan: bool) {
-        let path_str = s.file.path.to_string_lossy().into_owned();
-        let source = self.source_of(&s.file);
-        let id = self.new_id();
-        let restored = self.restored.remove(&path_str);
-        let mut start = 0u64;
-        let mut fp = Fingerprint { hash: 0, len: 0 };
-        let mut finished = false;
-        match &restored {
-            Some(r) => {
-                let stored = Fingerprint::parse(&r.fingerprint, r.fp_len);
-                let same = match (stored, crate::platform::open_shared(&s.file.path)) {
-                    (Some(stored), Ok(mut f)) => stored.matches(&mut f).unwrap_or(false),
-                    // Cannot open it now (permissions, a lock): trust the checkpoint rather
-                    // than read it all again later; the fingerprint is checked again when the
-                    // file can be opened.
-                    (Some(_), Err(_)) => true,
-                    (None, _) => false,
-                };
-                if same && r.offset <= s.size {
-                    start = r.offset;
-                    fp = stored.expect("checked");
-                } else if same {
-                    tracing::warn!(path = %path_str, checkpoint = r.offset, size = s.size, "file is shorter than its checkpoint (truncated); reading it again from the start");
-                } else {
-                    tracing::warn!(path = %path_str, "file differs from the one checkpointed (replaced); reading it from the start");
-                }
-                if s.file.kind == Kind::Viruslog && same && r.offset > 0 {
-                    finished = true;
-                }
-            }
-            None if first_scan && self.plan.first_start_rules => {
-                let too_old = self.cfg.ignore_older_than.is_some_and(|age| {
-                    SystemTime::now()
-                        .duration_since(s.modified)
-                        .is_ok_and(|d| d > age)
-                });
-                if too_old {
-                    tracing::debug!(path = %path_str, "older than ignore_older_than; not read");
-                    finished = true;
-                    start = s.size;
-                } else if self.cfg.start_at == StartAt::End {
-                    start = s.size;
-                    if s.file.kind == Kind::Viruslog {
-                        finished = true;
-                    } else if let Ok(mut f) = crate::platform::open_shared(&s.file.path)
-                        && let Ok(now) = Fingerprint::of(&mut f)
-                    {
-                        // Checkpointed with its identity even though nothing is read now:
-                        // without it a restart judged every such file "replaced" and
-                        // shipped the last 7 days again.
-                        fp = now;
-                    }
-                }
-            }
-            None => {}
-        }
-        let meta = FileMeta {
-            path: path_str.clone(),
-            kind: s.file.kind.name().to_string(),
-            host: source.host.to_string(),
-            fingerprint: fp.hex(),
-            fp_len: fp.len,
-            size: s.size,
-        };
-        // Files left alone are not checkpointed unless they were before.
-        if !finished || restored.is_some() {
-            self.tracker.register(id, meta, start);
-        }
-        self.counters
-            .bytes_skipped
-            .fetch_add(start, Ordering::Relaxed);
-        let parser = FileParser::new(source.clone(), self.options);
-        self.files.insert(
-            s.file.path.clone(),
-            Tracked {
-                id,
-                source,
-                handle: None,
-                pos: start,
-                carry: Vec::new(),
-                parser,
-                fp,
-                size: s.size,
-                modified: s.modified,
-                newest: s.newest,
-                last_growth: Instant::now(),
-                deleted: false,
-                finished,
-                generation_known: false,
-                waiting_since: None,
-                failing: None,
-                pair_seen: None,
-                log: s.file,
-            },
-        );
-    }
-
-    /// Starts a file over from byte 0 as a new generation.
-    fn restart(&mut self, path: &Path) {
-        let id = self.new_id();
-        let Some(t) = self.files.get_mut(path) else {
-            return;
-        };
-        if t.handle.take().is_some() {
-            self.open -= 1;
-        }
-        self.tracker.retire(t.id);
-        t.id = id;
-        t.pos = 0;
-        t.carry.clear();
-        t.parser = FileParser::new(t.source.clone(), self.options);
-        t.fp = Fingerprint { hash: 0, len: 0 };
-        t.finished = false;
-        t.deleted = false;
-        t.generation_known = false;
-        let meta = FileMeta {
-            path: path.to_string_lossy().into_owned(),
-            kind: t.log.kind.name().to_string(),
-            host: t.source.host.to_string(),
-            fingerprint: t.fp.hex(),
-            fp_len: 0,
-            size: t.size,
-        };
-        self.tracker.register(id, meta, 0);
     }
 
     /// One round over the files: at most one segment each. Returns whether anything was done.
@@ -627,214 +312,6 @@ impl Tailer {
         }
     }
 
-    fn step_quarantine(&mut self, path: &Path) -> bool {
-        let settle = self.cfg.viruslog_settle;
-        let t = self.files.get(path).expect("present");
-        if self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at) {
-            return false;
-        }
-        let t = self.files.get_mut(path).expect("present");
-        if t.finished || t.deleted {
-            return false;
-        }
-        // E-Post writes the pair; wait until both files have stopped changing: unchanged (sizes
-        // and times) for `settle` by our own clock, or both older than `settle` by theirs. The
-        // first rule alone decides for a pair stamped in the future (a share on a server whose
-        // clock runs ahead), which the second never passes: such pairs were never shipped.
-        let msg = discover::message_of(path);
-        let state_of = |p: &Path| {
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-        };
-        let now_state = (state_of(path), msg.as_deref().and_then(state_of));
-        let unchanged_since = match t.pair_seen {
-            Some((seen, since)) if seen == now_state => since,
-            _ => {
-                let now = Instant::now();
-                t.pair_seen = Some((now_state, now));
-                now
-            }
-        };
-        let old = |st: Option<(u64, SystemTime)>| {
-            st.is_some_and(|(_, m)| {
-                SystemTime::now()
-                    .duration_since(m)
-                    .is_ok_and(|age| age >= settle)
-            })
-        };
-        let settled = unchanged_since.elapsed() >= settle
-            || (msg.is_some() && old(now_state.0) && old(now_state.1));
-        if !settled {
-            return false;
-        }
-        if !self.wait_for_room() {
-            return false;
-        }
-        // The envelope is read up to max_record_bytes, the .MSG only streamed through a fixed
-        // buffer (size, hash, headers): neither is held whole in memory.
-        let (rcp, rcp_truncated) =
-            match quarantine::read_rcp_file(path, self.options.max_record_bytes) {
-                Ok(x) => x,
-                Err(e) => {
-                    self.failed(path, "read", &e);
-                    return false;
-                }
-            };
-        self.succeeded(path);
-        let t = self.files.get_mut(path).expect("present");
-        let meta = std::fs::metadata(path).ok();
-        let mtime = meta
-            .as_ref()
-            .and_then(|m| m.modified().ok())
-            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let rcp_len = u64::try_from(rcp.len()).unwrap_or(u64::MAX);
-        // past a cut envelope the position is the file's own size (the part read is shorter)
-        let rcp_size = match &meta {
-            Some(m) if rcp_truncated => m.len().max(rcp_len),
-            _ => rcp_len,
-        };
-        let msg_summary = msg
-            .as_ref()
-            .and_then(|p| quarantine::summarize_file(p, self.options.encoding).ok());
-        let msg_path = msg.as_ref().map(|p| p.to_string_lossy().into_owned());
-        let outputs = &self.outputs;
-        let m = match (&msg_path, msg_summary) {
-            (Some(p), Some(s)) => Some((p.as_str(), s)),
-            _ => None,
-        };
-        let mut seg = SegmentBuf::new(outputs, 0);
-        seg.mark();
-        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            quarantine::record_summarized(
-                &t.source,
-                &self.options,
-                &rcp,
-                rcp_truncated,
-                mtime,
-                m,
-                &mut |r: &Record<'_>| seg.emit(r),
-            )
-        }));
-        if built.is_err() {
-            // contained as for lines: one parse_error record for the pair, and on we go
-            let mut parser = FileParser::new(t.source.clone(), self.options);
-            recovered(&mut parser, &mut seg, path, 0, rcp_len);
-        }
-        let (records, payloads) = seg.finish();
-        let fp_bytes = rcp
-            .get(..usize::try_from(fingerprint::LEN).map_or(rcp.len(), |l| l.min(rcp.len())))
-            .unwrap_or(&rcp);
-        let fp = xxhash_rust::xxh3::xxh3_64(fp_bytes);
-        // at most fingerprint::LEN, a u32
-        let fp_len = u32::try_from(fp_bytes.len()).unwrap_or(fingerprint::LEN);
-        let end = rcp_size.max(1);
-        t.finished = true;
-        t.pos = end;
-        t.size = end;
-        let id = t.id;
-        self.tracker.update_meta(id, |m| {
-            m.fingerprint = format!("{fp:016x}");
-            m.fp_len = fp_len;
-            m.size = end;
-        });
-        self.counters.files_done.fetch_add(1, Ordering::Relaxed);
-        self.emit_segment(id, Kind::Viruslog, end, records, rcp_len, payloads);
-        true
-    }
-
-    fn open_handle(&mut self, path: &Path) -> bool {
-        if self.open >= self.cfg.max_open_files && !self.close_one_idle(path) {
-            let t = self.files.get_mut(path).expect("present");
-            if t.waiting_since.is_none() {
-                t.waiting_since = Some(Instant::now());
-                tracing::debug!(path = %path.display(), max_open_files = self.cfg.max_open_files, "every handle is in use; the file waits its turn");
-            }
-            return false;
-        }
-        let mut file = match crate::platform::open_shared(path) {
-            Ok(f) => f,
-            Err(e) => {
-                self.failed(path, "open", &e);
-                return false;
-            }
-        };
-        self.succeeded(path);
-        let t = self.files.get_mut(path).expect("present");
-        t.waiting_since = None;
-        if t.fp.len > 0 {
-            match t.fp.matches(&mut file) {
-                Ok(true) => {}
-                _ => {
-                    drop(file);
-                    tracing::warn!(path = %path.display(), "file changed under the same name; reading the new one from the start");
-                    self.restart(path);
-                    return false;
-                }
-            }
-        }
-        if t.pos > 0 && !t.generation_known {
-            // resumed past the first line: the ids still need the file's generation
-            match fingerprint::generation(&mut file) {
-                Ok(Some(g)) => {
-                    t.parser.set_generation(g);
-                    t.source.generation = g;
-                    t.generation_known = true;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot read the first line of log file; will retry");
-                    return false;
-                }
-            }
-        }
-        if let Err(e) = file.seek(SeekFrom::Start(t.pos)) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot seek in log file; will retry");
-            return false;
-        }
-        match same_file::Handle::from_file(file) {
-            Ok(h) => {
-                t.handle = Some(h);
-                self.open += 1;
-                true
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot identify log file; will retry");
-                false
-            }
-        }
-    }
-
-    /// Makes room for `for_path`: closes the handle of a file with nothing left to read, an
-    /// old day's first, else the newest file of a folder idle longest (it is stat'ed on every
-    /// scan and reopened when it grows). Without the second choice, more folders than
-    /// `max_open_files` (central collection) held every handle on their newest files for good
-    /// and no other file could ever be read.
-    fn close_one_idle(&mut self, for_path: &Path) -> bool {
-        let victim = self
-            .files
-            .iter()
-            .filter(|(p, t)| {
-                t.handle.is_some()
-                    && p.as_path() != for_path
-                    && t.carry.is_empty()
-                    && t.parser.pending_offset().is_none()
-                    && t.pos >= t.size
-            })
-            .min_by_key(|(_, t)| (t.newest, t.last_growth))
-            .map(|(p, _)| p.clone());
-        match victim {
-            Some(p) => {
-                let t = self.files.get_mut(&p).expect("present");
-                t.handle = None;
-                self.open -= 1;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Notes that `path` could not be opened or read: warned about once, then retried with a
     /// growing delay (not four times a second), and listed for `backfill` and the metrics.
     fn failed(&mut self, path: &Path, what: &str, e: &std::io::Error) {
@@ -871,7 +348,7 @@ impl Tailer {
     }
 
     /// A backfill stops trying a file that kept failing; it names it when it ends.
-    fn given_up(&self, t: &Tracked) -> bool {
+    fn given_up(&self, t: &Reader) -> bool {
         self.plan.exit_when_caught_up && t.failing.is_some_and(|f| f.times >= BACKFILL_ATTEMPTS)
     }
 
@@ -923,157 +400,39 @@ impl Tailer {
         true
     }
 
-    /// Nothing new to read: flush what waits on time, close idle rotated files, finish
-    /// deleted ones.
-    fn at_eof(&mut self, path: &Path) -> bool {
-        let worked = self.maybe_flush_idle(path);
-        let close_inactive = self.cfg.close_inactive;
-        let t = self.files.get_mut(path).expect("present");
-        let idle = t.last_growth.elapsed();
-        let settled = t.carry.is_empty() && t.parser.pending_offset().is_none();
-        if t.deleted && (settled || idle >= self.cfg.partial_line_timeout) {
-            // Deleted: what was written is read; flush the rest and let it go.
-            if !settled {
-                self.flush(path, true);
-            }
-            let t = self.files.get_mut(path).expect("present");
-            if t.handle.take().is_some() {
-                self.open -= 1;
-            }
-            self.tracker.retire(t.id);
-            self.counters.files_done.fetch_add(1, Ordering::Relaxed);
-            self.files.remove(path);
-            return true;
-        }
-        let old_day = !t.newest || self.plan.exit_when_caught_up;
-        // history (not written for a while) is closed at its end at once; yesterday's file
-        // stays open for late writes until it has been idle for close_inactive
-        let quiet = SystemTime::now()
-            .duration_since(t.modified)
-            .is_ok_and(|d| d >= close_inactive);
-        if t.handle.is_some()
-            && settled
-            && old_day
-            && (idle >= close_inactive || quiet || self.plan.exit_when_caught_up)
-        {
-            t.handle = None;
-            self.open -= 1;
-            self.counters.files_done.fetch_add(1, Ordering::Relaxed);
-        }
-        worked
-    }
-
-    /// Emits a multi-line record or a partial last line that has waited long enough.
-    fn maybe_flush_idle(&mut self, path: &Path) -> bool {
-        let t = self.files.get(path).expect("present");
-        let idle = t.last_growth.elapsed();
-        let partial_due = !t.carry.is_empty()
-            && if self.plan.exit_when_caught_up {
-                self.abandoned_partial(t)
-            } else {
-                idle >= self.cfg.partial_line_timeout
-            };
-        let pending_due = t.parser.pending_offset().is_some()
-            && (idle >= self.cfg.multiline_timeout || self.plan.exit_when_caught_up);
-        if partial_due || pending_due {
-            if !self.wait_for_room() {
-                return false;
-            }
-            return self.flush(path, partial_due);
-        }
-        false
-    }
-
-    /// Emits the pending multi-line record, and the partial last line too if `partial`.
-    fn flush(&mut self, path: &Path, partial: bool) -> bool {
-        let t = self.files.get_mut(path).expect("present");
-        let mut seg = SegmentBuf::new(&self.outputs, 0);
-        let mut end = t.pos - t.carry.len() as u64;
-        if partial && !t.carry.is_empty() {
-            tracing::debug!(path = %path.display(), "flushing a last line that has no line end after waiting");
-            let carry = std::mem::take(&mut t.carry);
-            push_contained(&mut t.parser, &mut seg, path, end, &carry, t.pos);
-            end = t.pos;
-            self.counters.lines.fetch_add(1, Ordering::Relaxed);
-        }
-        flush_contained(&mut t.parser, &mut seg, path, end);
-        let id = t.id;
-        let kind = t.log.kind;
-        let (records, payloads) = seg.finish();
-        self.emit_segment(id, kind, end, records, 0, payloads);
-        true
-    }
-
+    /// Reads the file's next segment and sends it on; the reader does the reading and
+    /// parsing, the scheduler the bookkeeping (checkpoint metadata, counters, sending).
     fn read_segment(&mut self, path: &Path) {
-        let max_bytes = self.pipeline.segment_max_bytes.0 as usize;
-        let max_records = u32::try_from(self.pipeline.segment_max_records).unwrap_or(u32::MAX);
-        let max_line = usize::try_from(self.pipeline.max_record_bytes.0).unwrap_or(usize::MAX);
-        let outputs = &self.outputs;
+        let limits = Limits {
+            max_bytes: self.pipeline.segment_max_bytes.0 as usize,
+            max_records: u32::try_from(self.pipeline.segment_max_records).unwrap_or(u32::MAX),
+            max_line: usize::try_from(self.pipeline.max_record_bytes.0).unwrap_or(usize::MAX),
+        };
         let t = self.files.get_mut(path).expect("present");
-        let Some(h) = t.handle.as_mut() else { return };
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        buf.extend_from_slice(&t.carry);
-        let base = t.pos - t.carry.len() as u64;
-        let want = max_bytes.saturating_sub(buf.len()).max(4096);
-        let start_len = buf.len();
-        buf.resize(start_len + want, 0);
-        let n = match h.as_file_mut().read(&mut buf[start_len..]) {
-            Ok(n) => n,
+        let read = match t.read_segment(path, &mut self.buf, &self.outputs, &limits) {
+            Ok(Some(read)) => read,
+            Ok(None) => return,
             Err(e) => {
-                buf.truncate(0);
-                self.buf = buf;
                 self.failed(path, "read", &e);
                 return;
             }
         };
-        buf.truncate(start_len + n);
-        t.pos += n as u64;
-        if n > 0 {
-            t.last_growth = Instant::now();
-        }
-        let mut seg = SegmentBuf::new(outputs, buf.len());
-        let mut consumed = 0usize;
-        let mut lines = 0u64;
-        for line in Lines::with_base(&buf, base) {
-            // A "line" longer than `max_record_bytes` is not a log line (binary junk, a file
-            // of NULs): cut it rather than buffer without bound.
-            if !line.complete && line.bytes.len() < max_line {
-                break;
+        let size = t.size;
+        match read.new_fingerprint {
+            Some(fp) => {
+                let (hex, len) = (fp.hex(), fp.len);
+                self.tracker.update_meta(t.id, |m| {
+                    m.fingerprint = hex;
+                    m.fp_len = len;
+                    m.size = size;
+                });
             }
-            let start = line.end - line.bytes.len() as u64 - u64::from(line.complete);
-            push_contained(&mut t.parser, &mut seg, path, start, line.bytes, line.end);
-            consumed = (line.end - base) as usize;
-            lines += 1;
-            if seg.records >= max_records {
-                break;
-            }
-        }
-        let (records, payloads) = seg.finish();
-        t.carry.clear();
-        t.carry.extend_from_slice(&buf[consumed..]);
-        let end = t.parser.pending_offset().unwrap_or(base + consumed as u64);
-        // a longer fingerprint once the file has grown
-        if t.fp.len < fingerprint::LEN
-            && t.pos > u64::from(t.fp.len)
-            && let Ok(fp) = Fingerprint::of(h.as_file_mut())
-        {
-            t.fp = fp;
-            let (hex, len, size) = (fp.hex(), fp.len, t.size);
-            self.tracker.update_meta(t.id, |m| {
-                m.fingerprint = hex;
-                m.fp_len = len;
-                m.size = size;
-            });
-        } else {
-            let size = t.size;
-            self.tracker.update_meta(t.id, |m| m.size = size);
+            None => self.tracker.update_meta(t.id, |m| m.size = size),
         }
         let (id, kind) = (t.id, t.log.kind);
-        self.counters.lines.fetch_add(lines, Ordering::Relaxed);
-        self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        self.buf = buf;
-        self.emit_segment(id, kind, end, records, n as u64, payloads);
+        self.counters.lines.fetch_add(read.lines, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(read.bytes, Ordering::Relaxed);
+        self.emit_segment(id, kind, read.end, read.records, read.bytes, read.payloads);
     }
 
     fn emit_segment(
@@ -1109,104 +468,4 @@ impl Tailer {
             let _ = o.tx.send(seg.clone());
         }
     }
-}
-
-/// The records of one segment as they are encoded for every sink.
-struct SegmentBuf<'a> {
-    outputs: &'a [Output],
-    payloads: Vec<Payload>,
-    records: u32,
-    /// Each payload's (bytes, records) before the line being parsed, to undo a partial one.
-    marks: Vec<(usize, usize)>,
-    marked_records: u32,
-}
-
-impl<'a> SegmentBuf<'a> {
-    fn new(outputs: &'a [Output], log_bytes: usize) -> SegmentBuf<'a> {
-        // JSON records are about seven times the log bytes: size once, not by doubling
-        let payloads = outputs
-            .iter()
-            .map(|_| Payload {
-                data: Vec::with_capacity(log_bytes.saturating_mul(8).saturating_add(1024)),
-                ends: Vec::with_capacity(log_bytes / 64),
-            })
-            .collect();
-        SegmentBuf {
-            outputs,
-            payloads,
-            records: 0,
-            marks: vec![(0, 0); outputs.len()],
-            marked_records: 0,
-        }
-    }
-
-    fn emit(&mut self, r: &Record<'_>) {
-        self.records += 1;
-        for (o, p) in self.outputs.iter().zip(self.payloads.iter_mut()) {
-            o.encoding.encode(r, p);
-        }
-    }
-
-    fn mark(&mut self) {
-        for (m, p) in self.marks.iter_mut().zip(&self.payloads) {
-            *m = (p.data.len(), p.ends.len());
-        }
-        self.marked_records = self.records;
-    }
-
-    /// Drops what was encoded since [`mark`](Self::mark): a panic may have left a record
-    /// half-written into a payload.
-    fn rollback(&mut self) {
-        for (&(bytes, ends), p) in self.marks.iter().zip(self.payloads.iter_mut()) {
-            p.data.truncate(bytes);
-            p.ends.truncate(ends);
-        }
-        self.records = self.marked_records;
-    }
-
-    fn finish(self) -> (u32, Vec<Payload>) {
-        (self.records, self.payloads)
-    }
-}
-
-/// Feeds one line to a file's parser. A panic in the parser (a bug, met on some hostile line)
-/// must not stop this file or any other: what the panic interrupted — the line, and the
-/// multi-line record it was part of — becomes one `parse_error` record without its text, and
-/// the file goes on with a fresh parser state.
-fn push_contained(
-    parser: &mut FileParser,
-    seg: &mut SegmentBuf<'_>,
-    path: &Path,
-    start: u64,
-    bytes: &[u8],
-    end: u64,
-) {
-    let stretch = parser.pending_offset().unwrap_or(start);
-    seg.mark();
-    let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        parser.push_line(start, bytes, &mut |r| seg.emit(r))
-    }));
-    if pushed.is_err() {
-        recovered(parser, seg, path, stretch, end);
-    }
-}
-
-/// [`push_contained`] for the end of a multi-line record.
-fn flush_contained(parser: &mut FileParser, seg: &mut SegmentBuf<'_>, path: &Path, end: u64) {
-    let Some(stretch) = parser.pending_offset() else {
-        return;
-    };
-    seg.mark();
-    let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        parser.flush(&mut |r| seg.emit(r))
-    }));
-    if flushed.is_err() {
-        recovered(parser, seg, path, stretch, end);
-    }
-}
-
-fn recovered(parser: &mut FileParser, seg: &mut SegmentBuf<'_>, path: &Path, from: u64, to: u64) {
-    seg.rollback();
-    tracing::error!(path = %path.display(), offset = from, bytes = to.saturating_sub(from), "the parser failed on these bytes (a bug; please report it): shipped as a parse_error record without their text; the file goes on");
-    parser.recover(from, to.saturating_sub(from), &mut |r| seg.emit(r));
 }

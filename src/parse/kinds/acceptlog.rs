@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use super::{Parsed, Shape, bracketed_time, nonempty, real_local_id, split_local_id};
 use crate::record::Outcome;
 
+// Long on purpose: one pass over the line's shapes in the order the log writes them; each arm is a
+// shape.
 pub fn parse(line: &str) -> Shape<'_> {
     // The vendor FAQ prints lines with a leading space; the debug build's extra lines start
     // with one too (` <id>, [..], ..`).

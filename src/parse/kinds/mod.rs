@@ -15,8 +15,8 @@ pub mod viruslog;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::parse::time::{LocalTime, parse_epost_time};
 use crate::record::{Fields, Outcome};
+use crate::time::{LocalTime, parse_epost_time};
 
 /// What a line shape yields besides the common fields.
 #[derive(Debug, Default)]

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use super::{Parsed, Shape, lower, nonempty, upper};
 use crate::parse::redact::Exchange;
-use crate::parse::time::parse_epost_time;
 use crate::record::Outcome;
+use crate::time::parse_epost_time;
 
 pub fn parse(line: &str) -> Shape<'_> {
     let (user, rest) = line

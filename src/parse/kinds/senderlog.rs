@@ -8,8 +8,8 @@ use super::trace::{Sessions, client_verb};
 use super::{Parsed, Shape, outcome_of_code, reply_code, split_local_id, upper};
 use crate::kind::Kind;
 use crate::parse::redact;
-use crate::parse::time::parse_clock;
 use crate::record::Outcome;
+use crate::time::parse_clock;
 
 /// `[HH:MM:SS]` or `[HH:MM:SS:mmm]` at the start: (h, m, s, ms) and the length including the
 /// following space.
@@ -43,6 +43,8 @@ fn bracket(s: &str) -> Option<(&str, &str)> {
 
 /// Parses one record; `clock` is the prefix time if the line had one (the caller turns it into
 /// a timestamp with the file's date).
+// Long on purpose: one pass over the line's fields in the order the log writes them; each arm is a
+// field.
 pub fn parse<'a>(
     text: &'a str,
     sessions: &mut Sessions,

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use super::{Parsed, Shape, bracketed_time, outcome_of_code, reply_code, upper};
 use crate::kind::Kind;
 use crate::parse::redact::{self, Exchange};
-use crate::parse::time::LocalTime;
 use crate::record::Outcome;
+use crate::time::LocalTime;
 
 /// The registry dump written at service start.
 pub const REGISTRY_START: &str = "---- regestry ----";
@@ -186,6 +186,8 @@ fn server_reply(kind: Kind, text: &str) -> Option<(Option<u16>, Outcome)> {
 
 /// Parses one (possibly multi-line) record. Returns the fields and, when a credential was
 /// masked, the redacted message.
+// Long on purpose: one pass over a trace record's shapes (registry, session lines), each arm a
+// shape.
 pub fn parse<'a>(
     kind: Kind,
     text: &'a str,

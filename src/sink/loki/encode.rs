@@ -21,15 +21,14 @@ use flate2::write::GzEncoder;
 
 use super::proto;
 use crate::config::LokiLine;
+/// The label rules are owned by `config`, which checks them at load.
+pub use crate::config::{BUILTIN_LABELS, valid_label_name};
 use crate::kind::Kind;
 use crate::record::Record;
 use crate::record::json::write_str;
 
 /// Structured metadata keys, in the order records.md lists them. The layout stores the index.
 pub const METADATA: [&str; 5] = ["event_id", "local_id", "client_ip", "user", "outcome"];
-
-/// Labels every stream has; static labels from the config may not reuse them.
-pub const BUILTIN_LABELS: [&str; 3] = ["host", "job", "log"];
 
 /// The entry timestamp of a record, in nanoseconds.
 ///
@@ -79,13 +78,6 @@ fn push_label_value(out: &mut Vec<u8>, value: &str) {
         }
     }
     out.push(b'"');
-}
-
-/// Label names Loki (and Prometheus) accept.
-pub fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Encodes records for Loki on the tailer's thread.

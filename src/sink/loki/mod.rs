@@ -26,9 +26,10 @@ use std::borrow::Cow;
 use super::dead_letter::DeadLetter;
 use super::engine::{Code, Engine, Outcome, Records, Requests, Verdict};
 use super::{Delivered, Probe, SinkError, http};
-use crate::batch::{Encoding, Segment};
+use crate::batch::Segment;
 use crate::config::{LokiEncoding, LokiSink as Config};
 use crate::metrics::SinkStats;
+use crate::sink::Encoding;
 pub use encode::LokiEncoder;
 use encode::{BUILTIN_LABELS, Entry};
 

@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prost::Message;
 use serde_json::{Map, Value as Json};
 
-use crate::parse::time::Timestamp;
 use crate::record::{Outcome, Record, Value};
+use crate::time::Timestamp;
 
 const VARINT: u8 = 0;
 const I64: u8 = 1;

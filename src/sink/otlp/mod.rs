@@ -33,9 +33,10 @@ pub use encode::{OtlpEncoder, record_json};
 use super::dead_letter::DeadLetter;
 use super::engine::{Engine, Outcome, Records, Requests};
 use super::{Delivered, Probe, SinkError, http};
-use crate::batch::{Encoding, Segment};
+use crate::batch::Segment;
 use crate::config::{OtlpProtocol, OtlpSink as Config};
 use crate::metrics::SinkStats;
+use crate::sink::Encoding;
 
 /// What an export request came to: accepted (maybe in part), or a failure the engine acts on.
 #[derive(Debug)]
