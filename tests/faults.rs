@@ -63,7 +63,9 @@ impl Setup {
 
     fn messages(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.root.path().join("out.ndjson")).unwrap_or_default();
-        text.lines()
+        // whole lines only: a live shipper may be half-way through an append
+        text.split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
                 v["message"].as_str().unwrap().to_string()

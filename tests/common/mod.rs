@@ -178,9 +178,12 @@ listen = "{listen}"
 
     pub fn records(&self) -> Vec<Value> {
         match std::fs::read_to_string(&self.out) {
+            // Only whole lines: the sink may be half-way through an append while we read (a
+            // torn line left behind for good would still fail the final counts).
             Ok(t) => t
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("sink lines are JSON"))
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
+                .map(|l| serde_json::from_str(l.trim_end()).expect("sink lines are JSON"))
                 .collect(),
             Err(_) => Vec::new(),
         }
