@@ -25,3 +25,15 @@ pub struct Counters {
     /// Records per log kind, indexed by `Kind as usize`.
     pub per_kind: [std::sync::atomic::AtomicU64; 13],
 }
+
+impl Counters {
+    /// The unreadable files. A thread that panicked holding the lock leaves the map as it was
+    /// (one insert or remove at a time), so a poisoned lock is used as it is.
+    pub fn unreadable(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<PathBuf, String>> {
+        self.unreadable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

@@ -58,12 +58,7 @@ pub fn run(a: BackfillArgs) -> Result<(), Failure> {
     let summary = result.map_err(Failure::runtime)?;
     let lines = counters.lines.load(Ordering::Relaxed);
     let bytes = counters.bytes.load(Ordering::Relaxed);
-    let unreadable = std::mem::take(
-        &mut *counters
-            .unreadable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    let unreadable = std::mem::take(&mut *counters.unreadable());
     if summary.caught_up && !unreadable.is_empty() {
         eprintln!(
             "backfill finished: {} records from {lines} lines ({}) shipped and acknowledged, but {} file(s) could not be read:",

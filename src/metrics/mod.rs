@@ -94,11 +94,7 @@ impl Metrics {
             "# HELP epost_open_files Log files held open.\n# TYPE epost_open_files gauge\nepost_open_files {}",
             t.open_files.load(Ordering::Relaxed)
         );
-        let unreadable = t
-            .unreadable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len();
+        let unreadable = t.unreadable().len();
         let _ = writeln!(
             o,
             "# HELP epost_files_waiting_for_handle Files with data to read waiting for a handle (max_open_files in use).\n# TYPE epost_files_waiting_for_handle gauge\nepost_files_waiting_for_handle {}\n\

@@ -274,12 +274,7 @@ impl Tailer {
         self.counters
             .longest_wait_secs
             .store(longest.as_secs(), Ordering::Relaxed);
-        let unreadable = self
-            .counters
-            .unreadable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len();
+        let unreadable = self.counters.unreadable().len();
         if (waiting > 0 && longest >= Duration::from_secs(60)) || unreadable > 0 {
             if self
                 .last_summary
@@ -328,9 +323,7 @@ impl Tailer {
             retry_at: now.checked_add(retry_delay(times)).unwrap_or(now),
         });
         self.counters
-            .unreadable
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unreadable()
             .insert(path.to_path_buf(), format!("cannot {what}: {e}"));
     }
 
@@ -339,11 +332,7 @@ impl Tailer {
             && t.failing.take().is_some()
         {
             tracing::info!(path = %path.display(), "log file readable again");
-            self.counters
-                .unreadable
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(path);
+            self.counters.unreadable().remove(path);
         }
     }
 
@@ -352,13 +341,16 @@ impl Tailer {
         self.plan.exit_when_caught_up && t.failing.is_some_and(|f| f.times >= BACKFILL_ATTEMPTS)
     }
 
+    /// Not to be tried now: given up, or failing and its retry delay not over yet.
+    fn resting(&self, t: &Reader) -> bool {
+        self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at)
+    }
+
     fn step_file(&mut self, path: &Path) -> bool {
         if crate::fault::hit("tail-panic", path.to_string_lossy().as_bytes()) {
             panic!("injected fault: tail-panic");
         }
-        if self.files.get(path).is_some_and(|t| {
-            self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at)
-        }) {
+        if self.files.get(path).is_some_and(|t| self.resting(t)) {
             return false;
         }
         let (needs_data, finished) = {

@@ -16,10 +16,7 @@ use crate::record::Record;
 impl Tailer {
     pub(super) fn step_quarantine(&mut self, path: &Path) -> bool {
         let t = self.files.get(path).expect("present");
-        if self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at) {
-            return false;
-        }
-        if t.finished || t.deleted {
+        if self.resting(t) || t.finished || t.deleted {
             return false;
         }
         let msg = discover::message_of(path);
