@@ -8,15 +8,15 @@
 //! [`PipelineError::Died`] naming it, so that the process exits non-zero and a service
 //! manager restarts it. Nothing that died is ever reported as "stopped cleanly".
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::Watcher;
 use tokio::sync::mpsc;
 
 use crate::ack::Tracker;
-use crate::checkpoint::{Loaded, Snapshot, Store};
+use crate::checkpoint::{Loaded, Snapshot, Store, Writer};
 use crate::config::Config;
 use crate::metrics::{Metrics, SinkStats};
 use crate::sink::{self, Sink, SinkError};
@@ -126,6 +126,9 @@ pub fn run(
 ) -> Result<Summary, PipelineError> {
     let store = Store::new(&config.source.state_dir);
     let snapshot = load_checkpoint(&store, config);
+    // One writer for the whole run: the checkpointer thread appends to its journal, the last
+    // write at shutdown compacts.
+    let writer = Arc::new(Mutex::new(Writer::new(store, &snapshot)));
     let sinks = open_sinks(config)?;
     let names: Vec<String> = sinks.iter().map(|s| s.name.clone()).collect();
     let tracker = Arc::new(Tracker::new(
@@ -150,11 +153,12 @@ pub fn run(
         sinks: sink_stats,
         tracker: tracker.clone(),
         checkpoint_written_ms: AtomicI64::new(0),
+        checkpoint_bytes: AtomicU64::new(0),
         health_window: Duration::from_secs(300),
     });
     // Background components: they run until `bg_stop`; any of them ending earlier is a death.
     let bg_stop = Arc::new(AtomicBool::new(false));
-    let background = start_background(config, &runtime, &tracker, &metrics, &bg_stop)?;
+    let background = start_background(config, &runtime, &tracker, &writer, &metrics, &bg_stop)?;
 
     // Filesystem events wake the tailer at once; it polls anyway (network shares, missed
     // events).
@@ -196,7 +200,7 @@ pub fn run(
         deaths.record(&name, Death::Returned);
     }
     runtime.shutdown_timeout(Duration::from_millis(500));
-    save_last_checkpoint(config, &store, &tracker)?;
+    save_last_checkpoint(config, &writer, &tracker)?;
     if let Some((component, how)) = deaths.0 {
         return Err(PipelineError::Died { component, how });
     }
@@ -246,6 +250,7 @@ fn start_background(
     config: &Config,
     runtime: &tokio::runtime::Runtime,
     tracker: &Arc<Tracker>,
+    writer: &Arc<Mutex<Writer>>,
     metrics: &Arc<Metrics>,
     bg_stop: &Arc<AtomicBool>,
 ) -> Result<Vec<Component>, PipelineError> {
@@ -253,27 +258,38 @@ fn start_background(
     if let Some(c) = start_metrics(config, runtime, metrics) {
         background.push(c);
     }
-    background.push(start_checkpointer(config, tracker, metrics, bg_stop)?);
+    background.push(start_checkpointer(
+        tracker, writer, metrics, config, bg_stop,
+    )?);
     if let Some(c) = start_retention(config, tracker, bg_stop)? {
         background.push(c);
     }
     Ok(background)
 }
 
-/// The last checkpoint, from whatever was acknowledged, once everything has stopped.
+/// The writer, tolerating a poisoned lock: a checkpointer thread that panicked mid-write
+/// leaves the writer's state whole (its next write compacts), and the supervisor reports it.
+fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
+    writer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The last checkpoint, from whatever was acknowledged, once everything has stopped: what
+/// moved last, then a compaction, so the base alone is the whole checkpoint after a stop.
 fn save_last_checkpoint(
     config: &Config,
-    store: &Store,
+    writer: &Mutex<Writer>,
     tracker: &Tracker,
 ) -> Result<(), PipelineError> {
-    if let Some(last) = tracker.snapshot(true) {
-        store
-            .save(&last)
-            .map_err(|error| PipelineError::Checkpoint {
-                dir: config.source.state_dir.display().to_string(),
-                error,
-            })?;
+    let mut w = lock(writer);
+    if let Some(d) = tracker.delta() {
+        w.absorb(d);
     }
+    w.compact().map_err(|error| PipelineError::Checkpoint {
+        dir: config.source.state_dir.display().to_string(),
+        error,
+    })?;
     Ok(())
 }
 
@@ -469,14 +485,19 @@ fn start_metrics(
 }
 
 fn start_checkpointer(
-    config: &Config,
     tracker: &Arc<Tracker>,
+    writer: &Arc<Mutex<Writer>>,
     metrics: &Arc<Metrics>,
+    config: &Config,
     stop: &Arc<AtomicBool>,
 ) -> Result<Component, PipelineError> {
-    let (tracker, stop, metrics) = (tracker.clone(), stop.clone(), metrics.clone());
+    let (tracker, writer, stop, metrics) = (
+        tracker.clone(),
+        writer.clone(),
+        stop.clone(),
+        metrics.clone(),
+    );
     let interval = config.pipeline.checkpoint_interval.0;
-    let store = Store::new(&config.source.state_dir);
     let h = std::thread::Builder::new()
         .name("epost-checkpoint".into())
         .spawn(move || {
@@ -486,19 +507,9 @@ fn start_checkpointer(
                 if crate::fault::hit("checkpoint-panic", b"") {
                     panic!("injected fault: checkpoint-panic");
                 }
-                if let Some(s) = tracker.snapshot(false) {
-                    match store.save(&s) {
-                        Ok(()) => metrics
-                            .checkpoint_written_ms
-                            .store(crate::ack::now_ms(), Ordering::Relaxed),
-                        Err(e) => {
-                            static LIMIT: crate::warn_limit::Limited =
-                                crate::warn_limit::Limited::new(Duration::from_secs(60));
-                            if let Some(held) = LIMIT.check() {
-                                tracing::error!(error = %e, repeated = held, "cannot write checkpoint; will retry")
-                            }
-                        }
-                    }
+                // only when something moved, and only what moved
+                if let Some(d) = tracker.delta() {
+                    write_checkpoint(&mut lock(&writer), d, &metrics);
                 }
             }
         })
@@ -510,6 +521,27 @@ fn start_checkpointer(
         name: "checkpoint writer".into(),
         handle: Handle::Thread(h),
     })
+}
+
+/// One periodic write. A failure is retried by the next one (the writer keeps what moved, and
+/// compacts next time), with one error per minute in the log.
+fn write_checkpoint(w: &mut Writer, d: crate::checkpoint::Delta, metrics: &Metrics) {
+    let before = w.written_bytes();
+    match w.write(d) {
+        Ok(_) => metrics
+            .checkpoint_written_ms
+            .store(crate::ack::now_ms(), Ordering::Relaxed),
+        Err(e) => {
+            static LIMIT: crate::warn_limit::Limited =
+                crate::warn_limit::Limited::new(Duration::from_secs(60));
+            if let Some(held) = LIMIT.check() {
+                tracing::error!(error = %e, repeated = held, "cannot write checkpoint; will retry")
+            }
+        }
+    }
+    metrics
+        .checkpoint_bytes
+        .fetch_add(w.written_bytes().saturating_sub(before), Ordering::Relaxed);
 }
 
 /// The retention job (replaces logclean.vbs), when scheduled: it works from the live

@@ -70,6 +70,7 @@ fn save(h: &Harness, files: Vec<FileState>) -> Snapshot {
     let snap = Snapshot {
         version: 1,
         written_ms: 1,
+        generation: 1,
         files,
         sinks: BTreeMap::new(),
     };

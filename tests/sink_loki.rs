@@ -383,13 +383,10 @@ segment_max_records = 50
     // caught up when the checkpoint reaches the end of both files
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(90) {
-        let done = std::fs::read_to_string(h.state.join("checkpoints.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(t.lines().next()?).ok())
-            .is_some_and(|cp| {
-                let f = cp["files"].as_array().cloned().unwrap_or_default();
-                f.len() == 2 && f.iter().all(|f| f["offset"] == f["size"])
-            });
+        let done = Some(common::checkpoint_in(&h.state)).is_some_and(|cp| {
+            let f = cp["files"].as_array().cloned().unwrap_or_default();
+            f.len() == 2 && f.iter().all(|f| f["offset"] == f["size"])
+        });
         if done {
             break;
         }
@@ -519,13 +516,10 @@ fn dead_letters(h: &Harness) -> Vec<Value> {
 fn wait_settled(h: &Harness, fake: &FakeLoki, n: usize) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(90) {
-        let cp_done = std::fs::read_to_string(h.state.join("checkpoints.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(t.lines().next()?).ok())
-            .is_some_and(|cp| {
-                let f = cp["files"].as_array().cloned().unwrap_or_default();
-                !f.is_empty() && f.iter().all(|f| f["offset"] == f["size"])
-            });
+        let cp_done = Some(common::checkpoint_in(&h.state)).is_some_and(|cp| {
+            let f = cp["files"].as_array().cloned().unwrap_or_default();
+            !f.is_empty() && f.iter().all(|f| f["offset"] == f["size"])
+        });
         if cp_done && fake.count() + dead_letters(h).len() >= n {
             return;
         }

@@ -281,14 +281,11 @@ fn restart_resumes_exactly_and_start_at_end_skips_history() {
     // the shipper has seen the file (its checkpoint holds it at its end) before the new line
     let start = Instant::now();
     loop {
-        let at_end = std::fs::read_to_string(h2.state.join("checkpoints.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(t.lines().next()?).ok())
-            .is_some_and(|cp| {
-                cp["files"]
-                    .as_array()
-                    .is_some_and(|f| f.iter().any(|f| f["offset"] == size))
-            });
+        let at_end = Some(common::checkpoint_in(&h2.state)).is_some_and(|cp| {
+            cp["files"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f["offset"] == size))
+        });
         if at_end {
             break;
         }

@@ -2,12 +2,12 @@
 //! may move. Also the pipeline's backpressure: the tailer may hold at most `capacity`
 //! unacknowledged segments, and waits here when it has that many.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crate::batch::FileId;
-use crate::checkpoint::{FileState, SinkState, Snapshot};
+use crate::checkpoint::{Delta, FileState, SinkState, Snapshot};
 
 /// What the checkpoint records of a file, besides its offset.
 #[derive(Debug, Clone)]
@@ -48,6 +48,9 @@ struct State {
     current: HashMap<String, FileId>,
     sinks: BTreeMap<String, SinkState>,
     changed: bool,
+    /// The paths whose checkpoint entry changed since the last [`Tracker::delta`]: a write
+    /// costs what moved, not the number of files.
+    dirty: BTreeSet<String>,
     /// Snapshot entries of files not (yet) opened this run, kept so they are not forgotten.
     dormant: BTreeMap<String, FileState>,
 }
@@ -108,6 +111,7 @@ impl Tracker {
         let mut st = self.state();
         st.dormant.remove(&meta.path);
         st.current.insert(meta.path.clone(), id);
+        st.dirty.insert(meta.path.clone());
         st.files.insert(
             id,
             Progress {
@@ -124,9 +128,11 @@ impl Tracker {
     /// Updates what the checkpoint says of a file (a longer fingerprint, a new size).
     pub fn update_meta(&self, id: FileId, f: impl FnOnce(&mut FileMeta)) {
         let mut st = self.state();
+        let st = &mut *st;
         if let Some(p) = st.files.get_mut(&id) {
             f(&mut p.meta);
             st.changed = true;
+            st.dirty.insert(p.meta.path.clone());
         }
     }
 
@@ -144,6 +150,7 @@ impl Tracker {
         let mut st = self.state();
         if st.dormant.remove(path).is_some() {
             st.changed = true;
+            st.dirty.insert(path.to_string());
         }
     }
 
@@ -251,6 +258,7 @@ impl Tracker {
             if moved {
                 p.updated_ms = now_ms();
                 st.changed = true;
+                st.dirty.insert(p.meta.path.clone());
             }
         }
         Self::collect(st);
@@ -268,6 +276,7 @@ impl Tracker {
                 && st.current.get(&p.meta.path) == Some(&id)
             {
                 st.current.remove(&p.meta.path);
+                st.dirty.insert(p.meta.path);
             }
             st.changed = true;
         }
@@ -305,45 +314,64 @@ impl Tracker {
         self.state().pending.values().map(|p| p.since_ms).min()
     }
 
-    /// The checkpoint as it stands now, without affecting when it is next written.
+    /// The whole checkpoint as it stands now, without affecting what is next written.
+    /// Clones every file's entry under the lock: for retention and tests, not for the
+    /// periodic write (that is [`Tracker::delta`]).
     pub fn current(&self) -> Snapshot {
-        let mut st = self.state();
-        let changed = st.changed;
-        drop(st);
-        let snap = self.snapshot(true).expect("forced");
-        st = self.state();
-        st.changed |= changed;
-        snap
+        let st = self.state();
+        let mut files: Vec<FileState> = st.dormant.values().cloned().collect();
+        files.extend(st.current.keys().filter_map(|path| st.current_entry(path)));
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Snapshot {
+            version: 1,
+            written_ms: now_ms(),
+            generation: 0,
+            files,
+            sinks: st.sinks.clone(),
+        }
     }
 
-    /// The checkpoint as it stands, if it changed since the last call (or `force`).
-    pub fn snapshot(&self, force: bool) -> Option<Snapshot> {
+    /// What moved since the last call: the entries of the paths that changed, the paths
+    /// the checkpoint no longer holds, the sinks' totals. `None` if nothing moved. The lock
+    /// is held for as long as it takes to copy what moved.
+    pub fn delta(&self) -> Option<Delta> {
         let mut st = self.state();
-        if !st.changed && !force {
+        if !st.changed {
             return None;
         }
         st.changed = false;
-        let mut files: Vec<FileState> = st.dormant.values().cloned().collect();
-        for (path, id) in &st.current {
-            if let Some(p) = st.files.get(id) {
-                files.push(FileState {
-                    path: path.clone(),
-                    kind: p.meta.kind.clone(),
-                    host: p.meta.host.clone(),
-                    fingerprint: p.meta.fingerprint.clone(),
-                    fp_len: p.meta.fp_len,
-                    offset: p.acked,
-                    size: p.meta.size,
-                    updated_ms: p.updated_ms,
-                });
+        let dirty = std::mem::take(&mut st.dirty);
+        let mut delta = Delta {
+            written_ms: now_ms(),
+            sinks: st.sinks.clone(),
+            ..Delta::default()
+        };
+        for path in dirty {
+            let entry = st
+                .current_entry(&path)
+                .or_else(|| st.dormant.get(&path).cloned());
+            match entry {
+                Some(e) => delta.files.push(e),
+                None => delta.removed.push(path),
             }
         }
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Some(Snapshot {
-            version: 1,
-            written_ms: now_ms(),
-            files,
-            sinks: st.sinks.clone(),
+        Some(delta)
+    }
+}
+
+impl State {
+    /// The checkpoint entry of the generation now read under `path`.
+    fn current_entry(&self, path: &str) -> Option<FileState> {
+        let p = self.files.get(self.current.get(path)?)?;
+        Some(FileState {
+            path: path.to_string(),
+            kind: p.meta.kind.clone(),
+            host: p.meta.host.clone(),
+            fingerprint: p.meta.fingerprint.clone(),
+            fp_len: p.meta.fp_len,
+            offset: p.acked,
+            size: p.meta.size,
+            updated_ms: p.updated_ms,
         })
     }
 }
@@ -378,10 +406,11 @@ mod tests {
         t.ack("b", 1, 0);
         assert_eq!(t.acked(1), Some(250));
         assert_eq!(t.in_flight(), 0);
-        let s = t.snapshot(false).unwrap();
-        assert_eq!(s.files[0].offset, 250);
-        assert_eq!(s.sinks["a"].acked_records, 10);
-        assert!(t.snapshot(false).is_none(), "unchanged");
+        let d = t.delta().unwrap();
+        assert_eq!(d.files.len(), 1);
+        assert_eq!(d.files[0].offset, 250);
+        assert_eq!(d.sinks["a"].acked_records, 10);
+        assert!(t.delta().is_none(), "unchanged");
     }
 
     #[test]
@@ -417,7 +446,7 @@ mod tests {
         t.add_segment(2, 2, 30, 1);
         t.ack("a", 2, 0);
         t.ack("a", 1, 0);
-        let s = t.snapshot(true).unwrap();
+        let s = t.current();
         let f = s.file("/f").unwrap();
         assert_eq!(f.offset, 30);
         assert_eq!(
@@ -426,6 +455,63 @@ mod tests {
             "dormant entries are kept"
         );
         t.retire(2);
-        assert!(t.snapshot(true).unwrap().file("/f").is_none());
+        assert!(t.current().file("/f").is_none());
+    }
+
+    /// Of 1,000 files, the two that moved are in the delta, and nothing else; a retired file
+    /// and a forgotten dormant entry are listed as removed; `current` does not consume what
+    /// the next delta must hold.
+    #[test]
+    fn a_delta_holds_exactly_what_moved() {
+        let mut restored = Snapshot::default();
+        for p in ["/dormant1", "/dormant2"] {
+            restored.files.push(FileState {
+                path: p.into(),
+                kind: "inlog".into(),
+                host: "H".into(),
+                fingerprint: "0".into(),
+                fp_len: 0,
+                offset: 3,
+                size: 3,
+                updated_ms: 0,
+            });
+        }
+        let t = Tracker::new(&["a".into()], 64, &restored);
+        for id in 0..1000u64 {
+            t.register(id, meta(&format!("/f{id}")), 0);
+        }
+        let first = t.delta().unwrap();
+        assert_eq!(first.files.len(), 1000, "every registered file once");
+        assert!(t.delta().is_none());
+        t.add_segment(1, 17, 100, 2);
+        t.add_segment(2, 900, 50, 1);
+        t.add_segment(3, 17, 160, 1);
+        t.ack("a", 1, 0);
+        t.ack("a", 2, 0);
+        let _ = t.current();
+        let d = t.delta().unwrap();
+        let moved: Vec<(&str, u64)> = d
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.offset))
+            .collect();
+        assert_eq!(moved, vec![("/f17", 100), ("/f900", 50)]);
+        assert!(d.removed.is_empty());
+        assert_eq!(d.sinks["a"].acked_records, 3);
+        t.retire(900);
+        t.forget_dormant("/dormant1");
+        t.ack("a", 3, 0);
+        let d = t.delta().unwrap();
+        let moved: Vec<(&str, u64)> = d
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.offset))
+            .collect();
+        assert_eq!(moved, vec![("/f17", 160)]);
+        assert_eq!(
+            d.removed,
+            vec!["/dormant1".to_string(), "/f900".to_string()]
+        );
+        assert_eq!(t.current().files.len(), 1000, "999 read, one dormant left");
     }
 }

@@ -1,15 +1,29 @@
 //! Checkpoint: per file, the offset below which every record was acknowledged by every sink.
 //!
-//! Written atomically: a temp file is written and fsynced, the current file becomes the
-//! previous generation, the temp file takes its name, and the folder is fsynced. Each file
-//! carries a checksum, so a torn or corrupted file is recognised and the previous generation
-//! used instead: the shipper never stops for it and never starts over from nothing.
+//! Two files hold it. The *base* (`checkpoints.json`) is a whole snapshot, written atomically:
+//! a temp file is written and fsynced, the current base becomes the previous generation
+//! (`.prev`), the temp file takes its name, durably. The *journal* (`checkpoints.journal`) is
+//! appended to between two bases: one line per write with only the files that moved since the
+//! last one, so a write costs what moved, not the number of files (10,800 files made a 2.1 MB
+//! base; a trickle of lines moves a handful of them a second). When the journal outgrows the
+//! base, the [`Writer`] compacts: a new base, an empty journal.
+//!
+//! Every base and every journal line carries a checksum, so a torn or corrupted write is
+//! recognised: a damaged base falls back to the previous generation, a torn journal line ends
+//! the replay there. The shipper never stops for it and never starts over from nothing; at
+//! worst it sends again what it had already sent (the sinks deduplicate by `event.id`).
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub mod journal;
+mod writer;
+
+pub use journal::Delta;
+pub use writer::Writer;
 
 /// What is known of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +54,10 @@ pub struct SinkState {
 pub struct Snapshot {
     pub version: u32,
     pub written_ms: i64,
+    /// Counts the bases written; the journal names the base it continues. 0 in files written
+    /// before the journal existed.
+    #[serde(default)]
+    pub generation: u64,
     pub files: Vec<FileState>,
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkState>,
@@ -52,6 +70,7 @@ impl Snapshot {
 }
 
 const NAME: &str = "checkpoints.json";
+const JOURNAL: &str = "checkpoints.journal";
 
 pub struct Store {
     dir: PathBuf,
@@ -83,7 +102,40 @@ impl Store {
         self.dir.join(format!("{NAME}.prev"))
     }
 
+    fn journal_path(&self) -> PathBuf {
+        self.dir.join(JOURNAL)
+    }
+
+    /// The checkpoint on disk: the base (or its previous generation), then the journal lines
+    /// that continue it.
     pub fn load(&self) -> (Snapshot, Loaded) {
+        let (mut snap, loaded) = self.load_base();
+        let journal = journal::read(&self.journal_path());
+        // The journal continues the current base. When the current base was damaged, the
+        // journal written after it (or after the previous one) still only holds acknowledged
+        // states newer than the previous base: replaying it onto that is safe.
+        let applies = match &loaded {
+            Loaded::Current => journal.base == Some(snap.generation),
+            Loaded::Previous(_) => journal
+                .base
+                .is_some_and(|b| b == snap.generation || Some(b) == snap.generation.checked_add(1)),
+            Loaded::Fresh | Loaded::Unusable(_) => false,
+        };
+        if applies {
+            journal::replay(&mut snap, journal.deltas);
+        }
+        // Generations never repeat, so a journal left behind by a crash during a compaction
+        // can never be taken for the new base's.
+        // The damaged current base had at least the next generation after the previous one.
+        let floor = match loaded {
+            Loaded::Previous(_) => snap.generation.saturating_add(1),
+            _ => snap.generation,
+        };
+        snap.generation = floor.max(journal.base.unwrap_or(0));
+        (snap, loaded)
+    }
+
+    fn load_base(&self) -> (Snapshot, Loaded) {
         let cur = read_checked(&self.path());
         let prev = read_checked(&self.prev_path());
         match (cur, prev) {
@@ -105,23 +157,29 @@ impl Store {
         }
     }
 
-    pub fn save(&self, snap: &Snapshot) -> io::Result<()> {
+    /// Writes `snap` as a new base with an empty journal (what a [`Writer`] does when it
+    /// compacts). Returns the bytes written.
+    pub fn save(&self, snap: &Snapshot) -> io::Result<u64> {
         std::fs::create_dir_all(&self.dir)?;
         let body = serde_json::to_vec(snap).map_err(io::Error::other)?;
         let sum = xxhash_rust::xxh3::xxh3_64(&body);
         let tmp = self.dir.join(format!("{NAME}.tmp"));
+        let written;
         {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&body)?;
             writeln!(f)?;
-            writeln!(f, "xxh3:{sum:016x}")?;
+            let line = format!("xxh3:{sum:016x}\n");
+            f.write_all(line.as_bytes())?;
             f.sync_all()?;
+            written = (body.len() + 1 + line.len()) as u64;
         }
         let cur = self.path();
         if cur.exists() {
             crate::platform::rename_durable(&cur, &self.prev_path())?;
         }
-        crate::platform::rename_durable(&tmp, &cur)
+        crate::platform::rename_durable(&tmp, &cur)?;
+        Ok(written + journal::reset(&self.dir, &self.journal_path(), snap.generation)?)
     }
 }
 
@@ -186,6 +244,7 @@ mod tests {
         Snapshot {
             version: 1,
             written_ms: 1,
+            generation: offset,
             files: vec![FileState {
                 path: "/m/inlog/H/171130.log".into(),
                 kind: "inlog".into(),

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub sinks: Vec<(String, Arc<SinkStats>)>,
     pub tracker: Arc<Tracker>,
     pub checkpoint_written_ms: AtomicI64,
+    /// Bytes the checkpoint writer wrote (bases and journal lines): what a write costs.
+    pub checkpoint_bytes: AtomicU64,
     /// `/health` fails when a sink has had records waiting this long without acknowledging.
     pub health_window: Duration,
 }
@@ -219,6 +221,11 @@ impl Metrics {
         let _ = writeln!(
             o,
             "# HELP epost_checkpoint_age_seconds Seconds since the checkpoint was last written (-1: not yet).\n# TYPE epost_checkpoint_age_seconds gauge\nepost_checkpoint_age_seconds {age}"
+        );
+        let _ = writeln!(
+            o,
+            "# HELP epost_checkpoint_written_bytes_total Bytes written to the checkpoint files (bases and journal lines).\n# TYPE epost_checkpoint_written_bytes_total counter\nepost_checkpoint_written_bytes_total {}",
+            self.checkpoint_bytes.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             o,

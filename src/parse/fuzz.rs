@@ -586,6 +586,7 @@ fn valid_checkpoint() -> Vec<u8> {
     let snap = checkpoint::Snapshot {
         version: 1,
         written_ms: 1_512_000_000_000,
+        generation: 3,
         files: vec![checkpoint::FileState {
             path: "C:\\mail\\receivelog\\MAILSV01\\171130.log".into(),
             kind: "receivelog".into(),
@@ -643,6 +644,20 @@ fn fuzz_checkpoint(rng: &mut Rng, row: &mut Row<'_>) {
                 let again = serde_json::to_vec(&s).unwrap_or_default();
                 assert!(checkpoint::decode_checked(&with_checksum(&again)).is_ok());
             }
+            // the same bytes as a journal, and as a journal line after a valid header
+            let mut journal =
+                checkpoint::journal::line(&serde_json::json!({"base": 3})).unwrap_or_default();
+            let _ = checkpoint::journal::decode(&data);
+            journal.extend_from_slice(&data);
+            // and the mutated body as a journal line with a matching checksum, so that
+            // the delta's JSON is really parsed
+            let sum = xxhash_rust::xxh3::xxh3_64(&b);
+            journal.extend_from_slice(format!("\nxxh3:{sum:016x} ").as_bytes());
+            journal.extend_from_slice(&b);
+            journal.push(b'\n');
+            let got = checkpoint::journal::decode(&journal);
+            let mut snap = checkpoint::Snapshot::default();
+            checkpoint::journal::replay(&mut snap, got.deltas);
         });
         row.stats.lines += 1;
         row.stats.records += u64::from(ok);

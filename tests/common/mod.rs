@@ -215,20 +215,24 @@ listen = "{listen}"
         }
     }
 
-    /// The current checkpoint. Saving renames the current file to `.prev` before the new
-    /// one takes its name, so for a moment there is none: read again (for 10 s at most).
+    /// The checkpoint as the shipper would load it now (base and journal).
     pub fn checkpoint(&self) -> Value {
-        let path = self.state.join("checkpoints.json");
-        let start = Instant::now();
-        loop {
-            match std::fs::read_to_string(&path) {
-                Ok(t) => return serde_json::from_str(t.lines().next().unwrap()).unwrap(),
-                Err(_) if start.elapsed() < Duration::from_secs(10) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("{}: {e}", path.display()),
-            }
+        checkpoint_in(&self.state)
+    }
+}
+
+/// The checkpoint in state folder `dir`, as the shipper would load it now: the base (or its
+/// previous generation while a compaction renames it) and the journal lines after it. Before
+/// the first write there is none: read again (for 10 s at most).
+pub fn checkpoint_in(dir: &std::path::Path) -> Value {
+    use epost_shipper::checkpoint::{Loaded, Store};
+    let start = Instant::now();
+    loop {
+        let (snap, loaded) = Store::new(dir).load();
+        if loaded != Loaded::Fresh || start.elapsed() > Duration::from_secs(10) {
+            return serde_json::to_value(snap).unwrap();
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
