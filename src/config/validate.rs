@@ -809,7 +809,7 @@ impl Validator<'_> {
                 .unwrap_or_default();
             let parent = p.parent().map(Path::to_path_buf).unwrap_or_default();
             let ours = (same_path(&parent, &state)
-                && (name.starts_with("checkpoints.json") || name.starts_with("epost-shipper.log")))
+                && (name.starts_with("checkpoints.") || name.starts_with("epost-shipper.log")))
                 || same_path(&parent, &dead);
             if ours {
                 return Err(self.err(
