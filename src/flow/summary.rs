@@ -90,6 +90,13 @@ pub fn paragraph(records: &[Found], id: &str) -> String {
         }
     }
     s.push('.');
+    outcomes(records, inlog.is_some(), &mut s);
+    s
+}
+
+/// Where it went: each delivery, failure and quarantine, or that none is recorded yet.
+fn outcomes(records: &[Found], received: bool, s: &mut String) {
+    let of = |k: Kind| records.iter().filter(move |f| f.kind == k);
     for d in of(Kind::Outlocallog) {
         let _ = write!(
             s,
@@ -114,24 +121,23 @@ pub fn paragraph(records: &[Found], id: &str) -> String {
     }
     for d in of(Kind::Faillog) {
         let why = d.error.as_deref().unwrap_or("no reason given");
-        let _ = write!(s, " Failed for {} at {}: {why}.", d.to.join(", "), hhmm(d));
+        let _ = write!(*s, " Failed for {} at {}: {why}.", d.to.join(", "), hhmm(d));
     }
     for q in of(Kind::Viruslog) {
-        let _ = write!(s, " Quarantined by a filter at {} (viruslog)", hhmm(q));
+        let _ = write!(*s, " Quarantined by a filter at {} (viruslog)", hhmm(q));
         if !q.warnings.is_empty() {
-            let _ = write!(s, ": {}", q.warnings.join(" / "));
+            let _ = write!(*s, ": {}", q.warnings.join(" / "));
         }
         s.push('.');
     }
     let attempts = of(Kind::Senderlog).count();
     let done = of(Kind::Outlog).count() + of(Kind::Outlocallog).count() + of(Kind::Faillog).count();
-    if inlog.is_some() && done == 0 && of(Kind::Viruslog).next().is_none() {
+    if received && done == 0 && of(Kind::Viruslog).next().is_none() {
         let _ = write!(
             s,
             " No delivery or failure is recorded yet ({attempts} senderlog lines)."
         );
     }
-    s
 }
 
 /// An address's or IP's messages, one line each, and its sessions.
