@@ -24,7 +24,11 @@ use serde_json::Value;
 fn committed_files_are_what_the_catalogue_generates() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = gen_::generate(&dash::catalog());
-    assert_eq!(files.len(), 4, "kibana, opensearch-dashboards, two grafana dashboards");
+    assert_eq!(
+        files.len(),
+        4,
+        "kibana, opensearch-dashboards, two grafana dashboards"
+    );
     for (path, want) in files {
         let got = std::fs::read_to_string(root.join(&path)).unwrap_or_default();
         assert!(
@@ -37,7 +41,10 @@ fn committed_files_are_what_the_catalogue_generates() {
 #[test]
 fn catalogue_has_the_panels_and_ranked_panels_start_with_terms_by_count() {
     let c = dash::catalog();
-    let ids: Vec<&str> = dash::panels(&c).iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = dash::panels(&c)
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     for want in [
         "journey",
         "failure-reasons",
@@ -53,27 +60,57 @@ fn catalogue_has_the_panels_and_ranked_panels_start_with_terms_by_count() {
     ] {
         assert!(ids.contains(&want), "panel {want} missing: {ids:?}");
     }
-    assert_eq!(ids.len(), ids.iter().collect::<HashSet<_>>().len(), "duplicate panel ids");
+    assert_eq!(
+        ids.len(),
+        ids.iter().collect::<HashSet<_>>().len(),
+        "duplicate panel ids"
+    );
     for p in dash::panels(&c) {
         for key in ["id", "title", "question", "logsql"] {
-            assert!(p[key].as_str().is_some_and(|s| !s.is_empty()), "{key} of {p}");
+            assert!(
+                p[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key} of {p}"
+            );
         }
         assert!(p["es"]["index"] == "logs-epost.*", "index of {}", p["id"]);
         assert!(p["es"]["body"].is_object(), "body of {}", p["id"]);
         assert!(!gen_::logql(p).is_empty(), "logql of {}", p["id"]);
         if p["kind"] == "ranked" {
-            let (_, agg) = p["es"]["body"]["aggs"].as_object().unwrap().iter().next().unwrap();
+            let (_, agg) = p["es"]["body"]["aggs"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap();
             let terms = &agg["terms"];
-            assert!(terms.is_object(), "{}: first aggregation is not terms", p["id"]);
-            assert_eq!(terms["order"], serde_json::json!({"_count": "desc"}), "{}", p["id"]);
+            assert!(
+                terms.is_object(),
+                "{}: first aggregation is not terms",
+                p["id"]
+            );
+            assert_eq!(
+                terms["order"],
+                serde_json::json!({"_count": "desc"}),
+                "{}",
+                p["id"]
+            );
         }
     }
     for d in c["dashboards"].as_array().unwrap() {
         for id in d["panels"].as_array().unwrap() {
-            assert!(ids.contains(&id.as_str().unwrap()), "{} names {id}", d["id"]);
+            assert!(
+                ids.contains(&id.as_str().unwrap()),
+                "{} names {id}",
+                d["id"]
+            );
         }
     }
-    let titles: Vec<&Value> = c["dashboards"].as_array().unwrap().iter().map(|d| &d["title"]).collect();
+    let titles: Vec<&Value> = c["dashboards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["title"])
+        .collect();
     assert!(titles.contains(&&Value::from("E-Post mail flow")));
     assert!(titles.contains(&&Value::from("E-Post security")));
 }
@@ -94,7 +131,11 @@ fn every_field_is_in_the_index_template_with_a_suitable_type() {
         }
         for col in p["columns"].as_array().into_iter().flatten() {
             let f = col.as_str().unwrap();
-            assert!(mapping.contains_key(f), "panel {}: column {f} not in the template", p["id"]);
+            assert!(
+                mapping.contains_key(f),
+                "panel {}: column {f} not in the template",
+                p["id"]
+            );
         }
     }
     // the generated objects: lens columns, visualizations' aggregations, saved search columns
@@ -102,7 +143,10 @@ fn every_field_is_in_the_index_template_with_a_suitable_type() {
         if !path.ends_with(".ndjson") {
             continue;
         }
-        for o in text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()) {
+        for o in text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        {
             for (field, use_) in dash::object_field_uses(&o) {
                 if let Err(e) = dash::suits(&mapping, &field, use_) {
                     panic!("{path}: {} {}: {e}", o["type"], o["id"]);
@@ -121,12 +165,15 @@ fn the_field_check_refuses_a_wrong_field_and_a_wrong_type() {
     let mapping = dash::template_fields();
     let body: Value = serde_json::json!({"aggs": {"a": {"terms": {"field": "client.address"}}}});
     let (f, u) = dash::field_uses(&body).remove(0);
-    assert!(dash::suits(&mapping, &f, u).unwrap_err().contains("not in the index template"));
+    assert!(
+        dash::suits(&mapping, &f, u)
+            .unwrap_err()
+            .contains("not in the index template")
+    );
     let body: Value = serde_json::json!({"aggs": {"a": {"terms": {"field": "error.message"}}}});
     let (f, u) = dash::field_uses(&body).remove(0);
     assert!(dash::suits(&mapping, &f, u).unwrap_err().contains("text"));
-    let body: Value =
-        serde_json::json!({"aggs": {"a": {"date_histogram": {"field": "epost.log", "fixed_interval": "1h"}}}});
+    let body: Value = serde_json::json!({"aggs": {"a": {"date_histogram": {"field": "epost.log", "fixed_interval": "1h"}}}});
     let (f, u) = dash::field_uses(&body).remove(0);
     assert!(dash::suits(&mapping, &f, u).is_err());
     assert!(dash::suits(&mapping, "error.message.keyword", dash::Use::Terms).is_ok());
@@ -157,21 +204,39 @@ fn saved_objects_parse_have_stable_unique_ids_and_references_resolve() {
         let count = |ty: &str| objects.iter().filter(|o| o["type"] == ty).count();
         assert_eq!(count("index-pattern"), 1, "{path}");
         assert_eq!(count("dashboard"), 2, "{path}");
-        assert_eq!(count("search"), dash::panels(&c).len(), "{path}: a saved search per panel");
-        let vis = if path.contains("kibana") { "lens" } else { "visualization" };
-        let charts = dash::panels(&c).iter().filter(|p| p["kind"] != "list").count();
+        assert_eq!(
+            count("search"),
+            dash::panels(&c).len(),
+            "{path}: a saved search per panel"
+        );
+        let vis = if path.contains("kibana") {
+            "lens"
+        } else {
+            "visualization"
+        };
+        let charts = dash::panels(&c)
+            .iter()
+            .filter(|p| p["kind"] != "list")
+            .count();
         assert_eq!(count(vis), charts, "{path}: a {vis} per chart panel");
         // ids derived from the catalogue's ids, so re-importing replaces the same objects
         for p in dash::panels(&c) {
             let id = p["id"].as_str().unwrap();
             assert!(seen.contains(&("search", format!("epost-search-{id}").as_str())));
             if p["kind"] != "list" {
-                let want = if vis == "lens" { format!("epost-lens-{id}") } else { format!("epost-vis-{id}") };
+                let want = if vis == "lens" {
+                    format!("epost-lens-{id}")
+                } else {
+                    format!("epost-vis-{id}")
+                };
                 assert!(seen.contains(&(vis, want.as_str())), "{path}: {want}");
             }
         }
         assert!(seen.contains(&("index-pattern", gen_::DATA_VIEW_ID)));
-        let pattern = objects.iter().find(|o| o["type"] == "index-pattern").unwrap();
+        let pattern = objects
+            .iter()
+            .find(|o| o["type"] == "index-pattern")
+            .unwrap();
         assert_eq!(pattern["attributes"]["title"], "logs-epost.*", "{path}");
         for o in &objects {
             dash::check_references(&path, o, &seen);
@@ -180,12 +245,24 @@ fn saved_objects_parse_have_stable_unique_ids_and_references_resolve() {
         for d in c["dashboards"].as_array().unwrap() {
             let o = objects
                 .iter()
-                .find(|o| o["type"] == "dashboard" && o["id"] == format!("epost-dashboard-{}", d["id"].as_str().unwrap()))
+                .find(|o| {
+                    o["type"] == "dashboard"
+                        && o["id"] == format!("epost-dashboard-{}", d["id"].as_str().unwrap())
+                })
                 .unwrap_or_else(|| panic!("{path}: dashboard {}", d["id"]));
             assert_eq!(o["attributes"]["title"], d["title"]);
-            let panels: Vec<Value> = serde_json::from_str(o["attributes"]["panelsJSON"].as_str().unwrap()).unwrap();
-            let got: Vec<&str> = panels.iter().map(|p| p["panelIndex"].as_str().unwrap()).collect();
-            let want: Vec<&str> = d["panels"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+            let panels: Vec<Value> =
+                serde_json::from_str(o["attributes"]["panelsJSON"].as_str().unwrap()).unwrap();
+            let got: Vec<&str> = panels
+                .iter()
+                .map(|p| p["panelIndex"].as_str().unwrap())
+                .collect();
+            let want: Vec<&str> = d["panels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
             assert_eq!(got, want, "{path}: panels of {}", d["id"]);
         }
     }
@@ -194,37 +271,70 @@ fn saved_objects_parse_have_stable_unique_ids_and_references_resolve() {
 #[test]
 fn grafana_dashboards_use_the_loki_input_the_catalogue_queries_and_local_id() {
     let c = dash::catalog();
-    let by_id: HashMap<&str, &Value> =
-        dash::panels(&c).iter().map(|p| (p["id"].as_str().unwrap(), p)).collect();
+    let by_id: HashMap<&str, &Value> = dash::panels(&c)
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p))
+        .collect();
     let mut uids = HashSet::new();
     for (path, text) in gen_::generate(&c) {
         if path.ends_with(".ndjson") {
             continue;
         }
         let d: Value = serde_json::from_str(&text).unwrap();
-        assert!(uids.insert(d["uid"].as_str().unwrap().to_string()), "{path}: uid");
-        let vars: Vec<&str> =
-            d["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
-        assert!(vars.contains(&"DS_LOKI") && vars.contains(&"local_id"), "{path}: {vars:?}");
+        assert!(
+            uids.insert(d["uid"].as_str().unwrap().to_string()),
+            "{path}: uid"
+        );
+        let vars: Vec<&str> = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            vars.contains(&"DS_LOKI") && vars.contains(&"local_id"),
+            "{path}: {vars:?}"
+        );
         assert_eq!(d["__inputs"][0]["name"], "DS_LOKI");
         assert_eq!(d["__inputs"][0]["pluginId"], "loki");
-        let cat = c["dashboards"].as_array().unwrap().iter().find(|x| x["title"] == d["title"]).unwrap();
+        let cat = c["dashboards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["title"] == d["title"])
+            .unwrap();
         let panels = d["panels"].as_array().unwrap();
-        assert_eq!(panels.len(), cat["panels"].as_array().unwrap().len(), "{path}");
+        assert_eq!(
+            panels.len(),
+            cat["panels"].as_array().unwrap().len(),
+            "{path}"
+        );
         let mut ids = HashSet::new();
         for (gp, id) in panels.iter().zip(cat["panels"].as_array().unwrap()) {
             assert!(ids.insert(gp["id"].as_u64().unwrap()), "{path}: panel id");
             let p = by_id[id.as_str().unwrap()];
             assert_eq!(gp["title"], p["title"]);
-            assert_eq!(gp["datasource"]["uid"], "${DS_LOKI}", "{path}: {}", gp["title"]);
-            let exprs: Vec<&str> = gp["targets"].as_array().unwrap().iter().map(|t| {
-                assert_eq!(t["datasource"]["uid"], "${DS_LOKI}");
-                t["expr"].as_str().unwrap()
-            }).collect();
+            assert_eq!(
+                gp["datasource"]["uid"], "${DS_LOKI}",
+                "{path}: {}",
+                gp["title"]
+            );
+            let exprs: Vec<&str> = gp["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    assert_eq!(t["datasource"]["uid"], "${DS_LOKI}");
+                    t["expr"].as_str().unwrap()
+                })
+                .collect();
             let want: Vec<String> = gen_::logql(p).into_iter().map(|(_, e)| e).collect();
             assert_eq!(exprs, want, "{path}: {}", p["id"]);
             if p["id"] == "journey" {
-                assert!(exprs[0].contains("$local_id"), "{path}: journey uses $local_id");
+                assert!(
+                    exprs[0].contains("$local_id"),
+                    "{path}: journey uses $local_id"
+                );
             }
         }
     }
@@ -233,7 +343,9 @@ fn grafana_dashboards_use_the_loki_input_the_catalogue_queries_and_local_id() {
 
 #[test]
 fn every_logql_expression_parses_with_grafanas_grammar() {
-    let Some(dir) = dash::npm_parser() else { return };
+    let Some(dir) = dash::npm_parser() else {
+        return;
+    };
     let c = dash::catalog();
     let mut exprs: Vec<(String, String)> = Vec::new();
     for p in dash::panels(&c) {
@@ -255,9 +367,16 @@ fn every_logql_expression_parses_with_grafanas_grammar() {
     for ((name, e), r) in exprs.iter().zip(&out) {
         assert_eq!(r["errors"], serde_json::json!([]), "{name}: {e}");
         assert_eq!(r["top"], serde_json::json!(["Expr"]), "{name}: {e}");
-        assert_eq!(r["length"].as_u64(), Some(dash::grafana_interpolate(e).len() as u64));
+        assert_eq!(
+            r["length"].as_u64(),
+            Some(dash::grafana_interpolate(e).len() as u64)
+        );
     }
-    assert_ne!(out.last().unwrap()["errors"], serde_json::json!([]), "the broken one");
+    assert_ne!(
+        out.last().unwrap()["errors"],
+        serde_json::json!([]),
+        "the broken one"
+    );
 }
 
 /// The parser's version is pinned, with its hash, in the committed lock file `npm ci` reads.
@@ -273,5 +392,8 @@ fn npm_lock_file_pins_the_parser() {
     .unwrap();
     let p = &lock["packages"]["node_modules/@grafana/lezer-logql"];
     assert!(p["version"].is_string(), "{p}");
-    assert!(p["integrity"].as_str().unwrap().starts_with("sha512-"), "{p}");
+    assert!(
+        p["integrity"].as_str().unwrap().starts_with("sha512-"),
+        "{p}"
+    );
 }

@@ -104,7 +104,10 @@ fn query_fields(q: &Value, out: &mut Vec<(String, Use)>) {
                     out.push((f.clone(), Use::Exact));
                 }
             }
-            "exists" => out.push((spec["field"].as_str().unwrap_or("").to_string(), Use::Exists)),
+            "exists" => out.push((
+                spec["field"].as_str().unwrap_or("").to_string(),
+                Use::Exists,
+            )),
             "match_all" => {}
             other => panic!("a query the check does not know: {other}"),
         }
@@ -172,7 +175,10 @@ pub fn suits(mapping: &HashMap<String, String>, field: &str, use_: Use) -> Resul
         .ok_or_else(|| format!("field `{field}` is not in the index template"))?;
     let ok = match use_ {
         Use::Terms | Use::Sort => {
-            matches!(ty.as_str(), "keyword" | "ip" | "long" | "integer" | "boolean" | "date")
+            matches!(
+                ty.as_str(),
+                "keyword" | "ip" | "long" | "integer" | "boolean" | "date"
+            )
         }
         Use::DateHistogram => ty == "date",
         Use::Exact => ty != "text",
@@ -181,7 +187,9 @@ pub fn suits(mapping: &HashMap<String, String>, field: &str, use_: Use) -> Resul
     if ok {
         Ok(())
     } else {
-        Err(format!("field `{field}` is {ty}, which does not suit {use_:?}"))
+        Err(format!(
+            "field `{field}` is {ty}, which does not suit {use_:?}"
+        ))
     }
 }
 
@@ -192,8 +200,17 @@ pub fn check_references(path: &str, o: &Value, seen: &HashSet<(&str, &str)>) {
     let mut names = HashSet::new();
     for r in refs {
         let key = (r["type"].as_str().unwrap(), r["id"].as_str().unwrap());
-        assert!(seen.contains(&key), "{path}: {} {} refers to missing {key:?}", o["type"], o["id"]);
-        assert!(names.insert(r["name"].as_str().unwrap()), "{path}: reference name twice in {}", o["id"]);
+        assert!(
+            seen.contains(&key),
+            "{path}: {} {} refers to missing {key:?}",
+            o["type"],
+            o["id"]
+        );
+        assert!(
+            names.insert(r["name"].as_str().unwrap()),
+            "{path}: reference name twice in {}",
+            o["id"]
+        );
     }
     let a = &o["attributes"];
     if let Some(ss) = a["kibanaSavedObjectMeta"]["searchSourceJSON"].as_str() {
@@ -209,15 +226,26 @@ pub fn check_references(path: &str, o: &Value, seen: &HashSet<(&str, &str)>) {
             let n = p["panelRefName"].as_str().unwrap();
             // Kibana prefixes the reference name with the panel index
             let found = refs.iter().any(|r| {
-                r["name"] == n || r["name"].as_str().is_some_and(|rn| rn.ends_with(&format!(":{n}")))
+                r["name"] == n
+                    || r["name"]
+                        .as_str()
+                        .is_some_and(|rn| rn.ends_with(&format!(":{n}")))
             });
-            assert!(found, "{path}: {} panelRefName {n} has no reference", o["id"]);
+            assert!(
+                found,
+                "{path}: {} panelRefName {n} has no reference",
+                o["id"]
+            );
         }
     }
     if let Some(layers) = a["state"]["datasourceStates"]["formBased"]["layers"].as_object() {
         for l in layers.keys() {
             let n = format!("indexpattern-datasource-layer-{l}");
-            assert!(names.contains(n.as_str()), "{path}: {} layer {l} has no data view", o["id"]);
+            assert!(
+                names.contains(n.as_str()),
+                "{path}: {} layer {l} has no data view",
+                o["id"]
+            );
         }
     }
     if let Some(cg) = a["controlGroupInput"]["panelsJSON"].as_str() {
@@ -226,7 +254,10 @@ pub fn check_references(path: &str, o: &Value, seen: &HashSet<(&str, &str)>) {
             let n = format!("controlGroup_{id}:optionsListDataView");
             assert!(names.contains(n.as_str()), "{path}: control {id}");
             let f = c["explicitInput"]["fieldName"].as_str().unwrap();
-            assert!(template_fields().contains_key(f), "{path}: control field {f}");
+            assert!(
+                template_fields().contains_key(f),
+                "{path}: control field {f}"
+            );
         }
     }
 }
@@ -260,7 +291,9 @@ pub fn npm_parser() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboards-npm");
     std::fs::create_dir_all(&dir).unwrap();
     let lock = std::fs::read(src.join("package-lock.json")).unwrap();
-    let installed = dir.join("node_modules/@grafana/lezer-logql/package.json").exists()
+    let installed = dir
+        .join("node_modules/@grafana/lezer-logql/package.json")
+        .exists()
         && std::fs::read(dir.join("package-lock.json")).ok().as_deref() == Some(lock.as_slice());
     for f in ["package.json", "package-lock.json", "parse_logql.mjs"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
@@ -299,7 +332,11 @@ pub fn parse_logql(dir: &Path, exprs: &[String]) -> Vec<Value> {
         .write_all(serde_json::to_string(exprs).unwrap().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "node: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("parse_logql.mjs output")
 }
 
