@@ -82,11 +82,17 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 fn panels(catalog: &Value) -> &[Value] {
-    catalog["panels"].as_array().map(Vec::as_slice).unwrap_or_default()
+    catalog["panels"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn dashboards(catalog: &Value) -> &[Value] {
-    catalog["dashboards"].as_array().map(Vec::as_slice).unwrap_or_default()
+    catalog["dashboards"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn panel<'a>(catalog: &'a Value, id: &str) -> Option<&'a Value> {
@@ -448,12 +454,15 @@ fn opensearch(catalog: &Value) -> Vec<Value> {
 
 /// The legacy visualization of a panel: (type, aggregations, params).
 fn osd_shape(p: &Value) -> (&'static str, Vec<Value>, Value) {
-    let count = json!({"id": "1", "enabled": true, "type": "count", "schema": "metric", "params": {}});
+    let count =
+        json!({"id": "1", "enabled": true, "type": "count", "schema": "metric", "params": {}});
     let table = json!({"perPage": 10, "showPartialRows": false, "showMetricsAtAllLevels": false,
         "showTotal": false, "totalFunc": "sum", "percentageCol": ""});
     match str_of(p, "kind") {
         "ranked" => {
-            let size = first_agg(p).and_then(|(_, _, s)| s["size"].as_u64()).unwrap_or(10);
+            let size = first_agg(p)
+                .and_then(|(_, _, s)| s["size"].as_u64())
+                .unwrap_or(10);
             let terms = json!({"id": "2", "enabled": true, "type": "terms", "schema": "bucket",
                 "params": {"field": terms_field(p), "size": size, "order": "desc", "orderBy": "1",
                     "otherBucket": false, "missingBucket": false}});
@@ -514,8 +523,10 @@ fn osd_dashboard(catalog: &Value, d: &Value) -> Value {
             ("visualization", format!("epost-vis-{id}"))
         };
         let name = format!("panel_{i}");
-        panels_json.push(json!({"version": "2.0.0", "panelIndex": id, "panelRefName": name,
-            "gridData": {"x": x, "y": y, "w": w, "h": h, "i": id}, "embeddableConfig": {}}));
+        panels_json.push(
+            json!({"version": "2.0.0", "panelIndex": id, "panelRefName": name,
+            "gridData": {"x": x, "y": y, "w": w, "h": h, "i": id}, "embeddableConfig": {}}),
+        );
         refs.push(json!({"name": name, "type": ty, "id": obj}));
     }
     json!({
@@ -570,7 +581,11 @@ fn grafana_targets(p: &Value) -> Vec<Value> {
         .into_iter()
         .enumerate()
         .map(|(i, (name, expr))| {
-            let legend = if str_of(p, "kind") == "totals" { name } else { key.clone() };
+            let legend = if str_of(p, "kind") == "totals" {
+                name
+            } else {
+                key.clone()
+            };
             let ref_id = char::from(b'A' + (i as u8 % 26)).to_string();
             json!({"refId": ref_id, "datasource": {"type": "loki", "uid": LOKI}, "expr": expr,
                 "queryType": if instant { "instant" } else { "range" }, "legendFormat": legend})
