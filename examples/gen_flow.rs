@@ -542,7 +542,8 @@ impl Gen {
             let qid = format!("{id}{suffix}");
             let relay_ip = format!("198.51.100.{}", 20 + domain.len());
             let relay = format!("mx.{domain}");
-            self.senderlog(t, &qid, &domain, &relay, sender, r);
+            // the attempt is logged in the second before its outcome
+            self.senderlog(t - 1, &qid, &domain, &relay, sender, r);
             let fail = self.rng.below(100) < 15;
             let s = self.stamp(t);
             if fail {
@@ -556,8 +557,8 @@ impl Gen {
                     ])
                     .clone();
                 self.put_senderlog(
-                    t,
-                    format!("[{}] [{qid}] faillog() thread=1.", self.clock(t, 900)),
+                    t - 1,
+                    format!("[{}] [{qid}] faillog() thread=1.", self.clock(t - 1, 900)),
                 );
                 self.put(
                     "faillog",
@@ -571,8 +572,8 @@ impl Gen {
                 failed.push(json!({"to": r, "reason": reason, "time": self.iso(t)}));
             } else {
                 self.put_senderlog(
-                    t,
-                    format!("[{}] [{qid}] outlog() thread=1.", self.clock(t, 900)),
+                    t - 1,
+                    format!("[{}] [{qid}] outlog() thread=1.", self.clock(t - 1, 900)),
                 );
                 self.put(
                     "outlog",
