@@ -67,7 +67,9 @@ fi
 # node and npm (Debian's packages on first use) and the pinned parser (npm ci).
 echo "== node and the LogQL parser (tests/dashboards/setup.sh)"
 tests/dashboards/setup.sh
-took "LogQL parser"
+# tests/dashboards_servers.rs runs the generator binary (a build-mode example, next to the shipper)
+cargo build -q --example gen_flow
+took "LogQL parser, gen_flow"
 
 echo "== cargo test"
 cargo test --all-targets --no-fail-fast
