@@ -241,30 +241,7 @@ fn saved_objects_parse_have_stable_unique_ids_and_references_resolve() {
         for o in &objects {
             dash::check_references(&path, o, &seen);
         }
-        // the dashboards hold the panels the catalogue names, in its order
-        for d in c["dashboards"].as_array().unwrap() {
-            let o = objects
-                .iter()
-                .find(|o| {
-                    o["type"] == "dashboard"
-                        && o["id"] == format!("epost-dashboard-{}", d["id"].as_str().unwrap())
-                })
-                .unwrap_or_else(|| panic!("{path}: dashboard {}", d["id"]));
-            assert_eq!(o["attributes"]["title"], d["title"]);
-            let panels: Vec<Value> =
-                serde_json::from_str(o["attributes"]["panelsJSON"].as_str().unwrap()).unwrap();
-            let got: Vec<&str> = panels
-                .iter()
-                .map(|p| p["panelIndex"].as_str().unwrap())
-                .collect();
-            let want: Vec<&str> = d["panels"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_str().unwrap())
-                .collect();
-            assert_eq!(got, want, "{path}: panels of {}", d["id"]);
-        }
+        dashboards_hold_the_catalogue_panels(&path, &c, &objects);
     }
 }
 
@@ -396,4 +373,31 @@ fn npm_lock_file_pins_the_parser() {
         p["integrity"].as_str().unwrap().starts_with("sha512-"),
         "{p}"
     );
+}
+
+/// The dashboards hold the panels the catalogue names, in its order.
+fn dashboards_hold_the_catalogue_panels(path: &str, c: &Value, objects: &[Value]) {
+    for d in c["dashboards"].as_array().unwrap() {
+        let o = objects
+            .iter()
+            .find(|o| {
+                o["type"] == "dashboard"
+                    && o["id"] == format!("epost-dashboard-{}", d["id"].as_str().unwrap())
+            })
+            .unwrap_or_else(|| panic!("{path}: dashboard {}", d["id"]));
+        assert_eq!(o["attributes"]["title"], d["title"]);
+        let panels: Vec<Value> =
+            serde_json::from_str(o["attributes"]["panelsJSON"].as_str().unwrap()).unwrap();
+        let got: Vec<&str> = panels
+            .iter()
+            .map(|p| p["panelIndex"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = d["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "{path}: panels of {}", d["id"]);
+    }
 }
