@@ -267,8 +267,29 @@ fn count_column() -> Value {
         "isBucketed": false, "scale": "ratio", "sourceField": "___records___", "params": {"emptyAsNull": true}})
 }
 
+/// The data type Kibana gives a field of the shipper's index template (`ip` stays `ip`,
+/// keywords are `string`): a Lens column declares its field's type.
+fn lens_data_type(field: &str) -> &'static str {
+    let t = epost_shipper::sink::elasticsearch::template(&[], true);
+    let mut m = &t["template"]["mappings"];
+    for part in field.split('.') {
+        m = if m["properties"][part].is_object() {
+            &m["properties"][part]
+        } else {
+            &m["fields"][part]
+        };
+    }
+    match m["type"].as_str() {
+        Some("ip") => "ip",
+        Some("long" | "integer") => "number",
+        Some("boolean") => "boolean",
+        Some("date") => "date",
+        _ => "string",
+    }
+}
+
 fn terms_column(field: &str, size: u64, order_by: &str) -> Value {
-    json!({"label": field, "dataType": "string", "operationType": "terms", "sourceField": field,
+    json!({"label": field, "dataType": lens_data_type(field), "operationType": "terms", "sourceField": field,
         "isBucketed": true, "scale": "ordinal",
         "params": {"size": size, "orderBy": {"type": "column", "columnId": order_by},
             "orderDirection": "desc", "otherBucket": false, "missingBucket": false,
