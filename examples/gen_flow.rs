@@ -120,6 +120,14 @@ fn main() {
         }
     }
     assert!(days >= 1, "{usage}");
+    let received = generate(&out, messages, seed, days, gzip);
+    eprintln!("wrote {} ({received} messages received)", out.display());
+}
+
+/// Writes the folder, `expected.json` and `journeys.json` under `out` (emptied first);
+/// returns how many messages were received. Also used by tests/report.rs and tests/trace.rs.
+pub fn generate(out: &Path, messages: u64, seed: u64, days: u32, gzip: bool) -> u64 {
+    assert!(days >= 1, "days >= 1");
     let mut g = Gen {
         rng: Rng(seed),
         base: NaiveDate::from_ymd_opt(2017, 11, 30).expect("date"),
@@ -156,23 +164,18 @@ fn main() {
             }
         }
     }
-    std::fs::remove_dir_all(&out).ok();
-    std::fs::create_dir_all(&out).expect("create --out");
+    std::fs::remove_dir_all(out).ok();
+    std::fs::create_dir_all(out).expect("create --out");
     let last_day = i64::from(days) - 1;
-    g.write_files(&out, gzip, last_day);
-    g.write_quarantine(&out);
+    g.write_files(out, gzip, last_day);
+    g.write_quarantine(out);
     let expected = g.expected();
     write_json(&out.join("expected.json"), &expected);
     write_json(
         &out.join("journeys.json"),
         &json!({"messages": g.journeys, "sessions": g.sessions}),
     );
-    eprintln!(
-        "wrote {} records under {} ({} messages received)",
-        g.lines.len(),
-        out.display(),
-        g.counts.received
-    );
+    g.counts.received
 }
 
 fn write_json(path: &Path, v: &Value) {

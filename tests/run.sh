@@ -75,6 +75,11 @@ echo "== cargo test"
 cargo test --all-targets --no-fail-fast
 took "cargo test"
 
+# `report --html` in headless Chromium (installs chromium from Debian on first use)
+echo "== report --html in headless Chromium (tests/report_html.sh)"
+tests/report_html.sh
+took "report html"
+
 # The fuzz harness (examples/fuzz.rs, docs/testing.md "Fuzzing"): 1 M mutated log-shaped lines
 # per kind, plus the redaction helpers, the JSON writer against serde_json and the checkpoint
 # loader; any panic fails the run. EPOST_FUZZ_LINES overrides the count (the long run: 10 M).

@@ -182,7 +182,7 @@ fn bar_list(list: &[Ranked], top: usize) -> String {
     for (i, e) in shown.iter().enumerate() {
         let y = i as f64 * row;
         let bw = e.count as f64 / max * bar_w;
-        let key: String = e.key.chars().take(40).collect();
+        let key: String = e.key.chars().take(34).collect();
         let _ = write!(
             o,
             "<text x=\"0\" y=\"{:.1}\" font-size=\"12\">{}</text>\
