@@ -67,9 +67,7 @@ fi
 # node and npm (Debian's packages on first use) and the pinned parser (npm ci).
 echo "== node and the LogQL parser (tests/dashboards/setup.sh)"
 tests/dashboards/setup.sh
-# tests/dashboards_servers.rs runs the generator binary (a build-mode example, next to the shipper)
-cargo build -q --example gen_flow
-took "LogQL parser, gen_flow"
+took "LogQL parser"
 
 echo "== cargo test"
 cargo test --all-targets --no-fail-fast
