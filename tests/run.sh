@@ -63,6 +63,12 @@ if [[ ${EPOST_NO_SERVERS:-0} != 1 ]]; then
   took "smoke tests"
 fi
 
+# The dashboards' LogQL check (tests/dashboards.rs) parses with Grafana's grammar from npm:
+# node and npm (Debian's packages on first use) and the pinned parser (npm ci).
+echo "== node and the LogQL parser (tests/dashboards/setup.sh)"
+tests/dashboards/setup.sh
+took "LogQL parser"
+
 echo "== cargo test"
 cargo test --all-targets --no-fail-fast
 took "cargo test"
