@@ -13,7 +13,10 @@ fn sent_by(sink: &SinkConfig) -> (Vec<Field>, &'static str) {
             let mut f = vec![Field::Message];
             if l.structured_metadata {
                 f.extend([Field::ClientIp, Field::UserName]);
-                (f, "the line, and client.ip and user.name as structured metadata")
+                (
+                    f,
+                    "the line, and client.ip and user.name as structured metadata",
+                )
             } else {
                 (f, "the line only")
             }

@@ -7,10 +7,10 @@
 
 use std::borrow::Cow;
 
+use super::Policy;
 use super::field::{Class, Field, Mode};
 use super::text::{self, Needle};
 use super::token::DROPPED;
-use super::Policy;
 use crate::record::Record;
 
 impl text::Replace for Policy {
@@ -43,6 +43,18 @@ impl Policy {
         let mut out = rec.clone();
         let mut needles: Vec<Needle> = Vec::new();
         let x = &mut out.fields;
+        // pop3log and imap4log: `USER x`, `APOP x digest`, `LOGIN x ****` name the account in
+        // their arguments, also where the record has no `user.name` (a failed login)
+        if x.command.as_deref().is_some_and(text::is_verb) {
+            let mut user = x
+                .args
+                .as_deref()
+                .and_then(|a| a.split_whitespace().next())
+                .map(|u| u.trim_matches('"'))
+                .filter(|u| !(u.is_empty() || *u == "-" || u.starts_with('{')))
+                .map(|u| Cow::Owned(u.to_string()));
+            self.one(Field::UserName, &mut user, &mut needles);
+        }
         for (f, v) in [
             (Field::UserName, &mut x.user_name),
             (Field::ClientIp, &mut x.client_ip),

@@ -174,9 +174,10 @@ impl Field {
             }
             Field::UserName => Class::User,
             Field::ClientIp | Field::DestinationIp => Class::Ip,
-            Field::ClientDomain | Field::DestinationDomain | Field::ServerDomain | Field::SmtpHelo => {
-                Class::Host
-            }
+            Field::ClientDomain
+            | Field::DestinationDomain
+            | Field::ServerDomain
+            | Field::SmtpHelo => Class::Host,
             Field::Message
             | Field::Subject
             | Field::ErrorMessage

@@ -48,7 +48,10 @@ fn hmac_hex(key: &[u8], msg: &str) -> String {
         .chain_update(pad(0x36))
         .chain_update(msg.as_bytes())
         .finalize();
-    let outer = Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
+    let outer = Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize();
     outer[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -74,7 +77,10 @@ fn inlog_fields_and_message() {
     assert!(r["epost"]["smtp"].get("helo").is_none(), "{r}");
     assert_eq!(
         r["message"],
-        format!("<B0000097586@mx.example.jp> [30/Nov/2017:08:22:06] 203.0.113.0 [DROPPED] {from} {to}").as_str()
+        format!(
+            "<B0000097586@mx.example.jp> [30/Nov/2017:08:22:06] 203.0.113.0 [DROPPED] {from} {to}"
+        )
+        .as_str()
     );
     // what is not personal stays
     assert_eq!(r["email"]["local_id"], "B0000097586");
@@ -97,7 +103,10 @@ fn trace_lines_lose_addresses_users_and_ips() {
     let m0 = recs[0]["message"].as_str().unwrap();
     assert_eq!(
         m0,
-        format!("[30/Nov/2017:18:19:14], 0145a009, USER h_{}", hmac_hex(KEY, "taro"))
+        format!(
+            "[30/Nov/2017:18:19:14], 0145a009, USER h_{}",
+            hmac_hex(KEY, "taro")
+        )
     );
     let m1 = recs[1]["message"].as_str().unwrap();
     assert!(!m1.contains("2001:db8::25") && m1.contains("[fd"), "{m1}");
@@ -154,7 +163,8 @@ fn message_drop_and_maildb_follow_addresses() {
 fn off_by_default_and_keep_changes_nothing() {
     let p = Policy::new(&[], None);
     assert!(!p.hides_anything() && !p.needs_key());
-    let line = "bob@example.jp from 192.168.0.4 APOP bob@example.jp [REDACTED] [30/Nov/2017:18:19:14] \n";
+    let line =
+        "bob@example.jp from 192.168.0.4 APOP bob@example.jp [REDACTED] [30/Nov/2017:18:19:14] \n";
     let kept = run(&p, Kind::Pop3log, line);
     let plain = run(&policy(&[("user.name", "keep")]), Kind::Pop3log, line);
     assert_eq!(kept, plain);
@@ -163,10 +173,19 @@ fn off_by_default_and_keep_changes_nothing() {
 
 #[test]
 fn different_keys_different_tokens() {
-    let a = Policy::new(&[(Field::UserName, Mode::Hash)], Some(b"key one, long enough!"));
-    let b = Policy::new(&[(Field::UserName, Mode::Hash)], Some(b"key two, long enough!"));
+    let a = Policy::new(
+        &[(Field::UserName, Mode::Hash)],
+        Some(b"key one, long enough!"),
+    );
+    let b = Policy::new(
+        &[(Field::UserName, Mode::Hash)],
+        Some(b"key two, long enough!"),
+    );
     let ta = a.query_token(Field::UserName, "taro").unwrap();
     assert_ne!(ta, b.query_token(Field::UserName, "taro").unwrap());
     assert_eq!(ta, a.query_token(Field::UserName, "TARO").unwrap());
-    assert_eq!(ta, format!("h_{}", hmac_hex(b"key one, long enough!", "taro")));
+    assert_eq!(
+        ta,
+        format!("h_{}", hmac_hex(b"key one, long enough!", "taro"))
+    );
 }

@@ -120,7 +120,11 @@ fn find_needle(lower: &str, n: &Needle, spans: &mut Vec<(usize, usize, String)>)
 /// `:` are left out, so `domain=jiro@example.com` and `AUTH-LOGIN:taro@example.jp` give
 /// the address after them).
 fn local_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'!' | b'#' | b'$' | b'&' | b'*' | b'^' | b'~')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'.' | b'_' | b'%' | b'+' | b'-' | b'!' | b'#' | b'$' | b'&' | b'*' | b'^' | b'~'
+        )
 }
 
 fn domain_char(b: u8) -> bool {
@@ -162,47 +166,53 @@ fn is_message_id(local: &[u8]) -> bool {
     let tail = &rest[digits..];
     digits >= 6
         && (tail.is_empty()
-            || (tail[0] == b'-' && tail.len() > 1 && tail[1..].iter().all(u8::is_ascii_alphanumeric)))
+            || (tail[0] == b'-'
+                && tail.len() > 1
+                && tail[1..].iter().all(u8::is_ascii_alphanumeric)))
 }
 
-/// The account names of `USER x`, `APOP x digest` and `tag LOGIN x pw`: the verb upper-case
-/// anywhere, or in any case as the first word of a line, after a trace prefix (a word ending
-/// in `,` or `:`) or after an IMAP tag at the start of a line.
+/// The account names of `USER x`, `APOP x digest` and `tag LOGIN x pw` (any case) where a
+/// client command stands: first on a line, or after a trace prefix (words ending in `,` or
+/// `:`), possibly after an IMAP tag. Elsewhere the words are prose or capabilities
+/// (`250-AUTH LOGIN PLAIN`, `0001 OK LOGIN completed`).
 fn users(text: &str, r: &impl Replace, spans: &mut Vec<(usize, usize, String)>) {
     let mut line_start = 0;
     for line in text.split_inclusive('\n') {
-        let mut prev: Option<&str> = None;
-        let mut index = 0;
-        let mut words = words_at(line).peekable();
-        while let Some((_, w)) = words.next() {
-            let verb = ["USER", "APOP", "LOGIN"]
-                .into_iter()
-                .any(|v| w.eq_ignore_ascii_case(v));
-            let commands = w.bytes().all(|c| c.is_ascii_uppercase())
-                || index == 0
-                || prev.is_some_and(|p| p.ends_with([',', ':']))
-                || (index == 1 && prev.is_some_and(|p| p.len() <= 12 && p.bytes().all(|c| c.is_ascii_alphanumeric())));
-            if verb
-                && commands
-                && let Some(&(at, name)) = words.peek()
-            {
-                let quoted = name.len() >= 2 && name.starts_with('"') && name.ends_with('"');
-                let (s, n) = if quoted {
-                    (at + 1, &name[1..name.len() - 1])
-                } else {
-                    (at, name)
-                };
-                let skip = n.is_empty() || n == "-" || n.starts_with('{') || n == "[REDACTED]";
-                if !skip && let Some(with) = r.pattern(Class::User, n) {
-                    let start = line_start + s;
-                    insert(spans, start, start + n.len(), with);
-                }
+        let words: Vec<(usize, &str)> = words_at(line).collect();
+        let start = words
+            .iter()
+            .take_while(|(_, w)| w.ends_with([',', ':']))
+            .count();
+        let tag = |w: &str| w.len() <= 12 && w.bytes().all(|c| c.is_ascii_alphanumeric());
+        let verb_at = match words.get(start) {
+            Some((_, w)) if is_verb(w) => Some(start),
+            Some((_, w)) if tag(w) && words.get(start + 1).is_some_and(|(_, v)| is_verb(v)) => {
+                Some(start + 1)
             }
-            prev = Some(w);
-            index += 1;
+            _ => None,
+        };
+        if let Some(&(at, name)) = verb_at.and_then(|i| words.get(i + 1)) {
+            let quoted = name.len() >= 2 && name.starts_with('"') && name.ends_with('"');
+            let (s, n) = if quoted {
+                (at + 1, &name[1..name.len() - 1])
+            } else {
+                (at, name)
+            };
+            let skip = n.is_empty() || n == "-" || n.starts_with('{') || n == "[REDACTED]";
+            if !skip && let Some(with) = r.pattern(Class::User, n) {
+                let begin = line_start + s;
+                insert(spans, begin, begin + n.len(), with);
+            }
         }
         line_start += line.len();
     }
+}
+
+/// The commands whose first argument is an account name.
+pub(super) fn is_verb(w: &str) -> bool {
+    ["USER", "APOP", "LOGIN"]
+        .into_iter()
+        .any(|v| w.eq_ignore_ascii_case(v))
 }
 
 /// Words split on ASCII whitespace, with their byte offsets.
@@ -250,10 +260,15 @@ fn ips(text: &str, r: &impl Replace, spans: &mut Vec<(usize, usize, String)>) {
 
 /// An IPv6 address making up the run, else the IPv4 addresses among its `:`-separated parts
 /// (`203.0.113.5:25`).
-fn ip_in_run(text: &str, s: usize, e: usize, r: &impl Replace, spans: &mut Vec<(usize, usize, String)>) {
+fn ip_in_run(
+    text: &str,
+    s: usize,
+    e: usize,
+    r: &impl Replace,
+    spans: &mut Vec<(usize, usize, String)>,
+) {
     let run = &text[s..e];
-    if run.bytes().filter(|&c| c == b':').count() >= 2
-        && run.parse::<std::net::Ipv6Addr>().is_ok()
+    if run.bytes().filter(|&c| c == b':').count() >= 2 && run.parse::<std::net::Ipv6Addr>().is_ok()
     {
         if let Some(with) = r.pattern(Class::Ip, run) {
             insert(spans, s, e, with);
@@ -323,12 +338,18 @@ mod tests {
             "SendGlbalMail:domain=<Address:jiro@example.com>."
         );
         assert_eq!(
-            rw("[..], (mx), 1.2.3.4[1.2.3.4], AUTH-LOGIN:taro@example.jp [success]", &[]),
+            rw(
+                "[..], (mx), 1.2.3.4[1.2.3.4], AUTH-LOGIN:taro@example.jp [success]",
+                &[]
+            ),
             "[..], (mx), <Ip:1.2.3.4>[<Ip:1.2.3.4>], AUTH-LOGIN:<Address:taro@example.jp> [success]"
         );
         // message ids are not people
         assert_eq!(
-            rw("<B0000097586@mx.example.jp> x B0000097587-001@mx.example.jp", &[]),
+            rw(
+                "<B0000097586@mx.example.jp> x B0000097587-001@mx.example.jp",
+                &[]
+            ),
             "<B0000097586@mx.example.jp> x B0000097587-001@mx.example.jp"
         );
         assert_eq!(rw("a @ b, @x, y@", &[]), "a @ b, @x, y@");
@@ -337,7 +358,10 @@ mod tests {
     #[test]
     fn ips_v4_and_v6() {
         assert_eq!(
-            rw("[203.0.113.5]:25, [2001:db8::25]:587 [IPv6:2001:db8::25] ip:10.0.0.1", &[]),
+            rw(
+                "[203.0.113.5]:25, [2001:db8::25]:587 [IPv6:2001:db8::25] ip:10.0.0.1",
+                &[]
+            ),
             "[<Ip:203.0.113.5>]:25, [<Ip:2001:db8::25>]:587 [IPv6:<Ip:2001:db8::25>] ip:<Ip:10.0.0.1>"
         );
         // times, MACs, versions and words are not IPs
@@ -364,10 +388,30 @@ mod tests {
             "[30/Nov/2017:18:19:14], 0145a009, USER <User:taro>"
         );
         assert_eq!(rw("user taro", &[]), "user <User:taro>");
-        assert_eq!(rw("a1 login \"hanako\" [REDACTED]", &[]), "a1 login \"<User:hanako>\" [REDACTED]");
+        assert_eq!(
+            rw(
+                "[..], 00146288, 0001 LOGIN \"taro@example.jp\" \"s3cret pass\"",
+                &[]
+            ),
+            "[..], 00146288, 0001 LOGIN \"<User:taro@example.jp>\" \"s3cret pass\""
+        );
+        // capabilities and replies are not commands
+        for t in [
+            "[..], 0145a008, 250-AUTH LOGIN PLAIN CRAM-MD5",
+            "[..], 00146288, 0001 OK LOGIN completed",
+        ] {
+            assert_eq!(rw(t, &[]), t);
+        }
+        assert_eq!(
+            rw("a1 login \"hanako\" [REDACTED]", &[]),
+            "a1 login \"<User:hanako>\" [REDACTED]"
+        );
         assert_eq!(rw("a1 LOGIN {6}", &[]), "a1 LOGIN {6}");
         // prose is not a command
-        assert_eq!(rw("550 5.1.1 the user unknown", &[]), "550 5.1.1 the user unknown");
+        assert_eq!(
+            rw("550 5.1.1 the user unknown", &[]),
+            "550 5.1.1 the user unknown"
+        );
     }
 
     #[test]
