@@ -183,6 +183,11 @@ fn users(text: &str, r: &impl Replace, spans: &mut Vec<(usize, usize, String)>) 
             .iter()
             .take_while(|(_, w)| w.ends_with([',', ':']))
             .count();
+        // handle 00000000 is E-Post's own trace text (`user check status(1) = ...`)
+        if start > 0 && words[start - 1].1 == "00000000," {
+            line_start += line.len();
+            continue;
+        }
         let tag = |w: &str| w.len() <= 12 && w.bytes().all(|c| c.is_ascii_alphanumeric());
         let verb_at = match words.get(start) {
             Some((_, w)) if is_verb(w) => Some(start),
@@ -395,8 +400,9 @@ mod tests {
             ),
             "[..], 00146288, 0001 LOGIN \"<User:taro@example.jp>\" \"s3cret pass\""
         );
-        // capabilities and replies are not commands
+        // capabilities, replies and E-Post's own text are not commands
         for t in [
+            "[..], 00000000, user check status(1) = found local group (0)",
             "[..], 0145a008, 250-AUTH LOGIN PLAIN CRAM-MD5",
             "[..], 00146288, 0001 OK LOGIN completed",
         ] {
