@@ -19,6 +19,7 @@ pub mod config;
 pub mod decode;
 pub mod discover;
 pub mod fault;
+pub mod flow;
 pub mod kind;
 pub mod lines;
 pub mod metrics;

@@ -6,9 +6,11 @@ mod check;
 mod check_privacy;
 mod cleanup;
 mod parse;
+mod report;
 mod run;
 mod service;
 mod status;
+mod trace;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +51,10 @@ enum Command {
     Status(status::StatusArgs),
     /// Compress or delete old log files that every sink has acknowledged ([retention])
     Cleanup(cleanup::CleanupArgs),
+    /// A message's journey by local id or Message-ID, or an address's or IP's messages and sessions
+    Trace(trace::TraceArgs),
+    /// Mail-flow summary (pflogsumm for E-Post) as text, JSON or an HTML page
+    Report(report::ReportArgs),
 }
 
 pub struct Failure {
@@ -86,6 +92,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Check(a) => check::run(a),
         Command::Status(a) => status::run(a),
         Command::Cleanup(a) => cleanup::run(a),
+        Command::Trace(a) => trace::run(a),
+        Command::Report(a) => report::run(a),
     }
 }
 

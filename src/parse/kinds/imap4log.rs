@@ -39,7 +39,37 @@ pub fn parse(line: &str) -> Shape<'_> {
     }
     let f = &mut p.fields;
     f.status = nonempty(status);
+    auth_fields(&mut p, cmd, arg);
     Ok(p)
+}
+
+/// `LOGIN` and `AUTHENTICATE` with a known outcome are login attempts: `epost.auth.result`
+/// and `epost.auth.method` as acceptlog's SMTP AUTH gives them. A failed `LOGIN` is written
+/// with user `-`; the name it tried is the argument's first word, and becomes `user.name`.
+fn auth_fields<'a>(p: &mut super::Parsed<'a>, cmd: &'a str, arg: &'a str) {
+    let method = if cmd.eq_ignore_ascii_case("LOGIN") {
+        Cow::Borrowed("LOGIN")
+    } else if cmd.eq_ignore_ascii_case("AUTHENTICATE") {
+        upper(arg.split(' ').next().unwrap_or(""))
+    } else {
+        return;
+    };
+    let result = match p.outcome {
+        Some(crate::record::Outcome::Success) => "success",
+        Some(crate::record::Outcome::Failure) => "failed",
+        _ => return,
+    };
+    let f = &mut p.fields;
+    f.auth_result = Some(Cow::Borrowed(result));
+    f.auth_method = nonempty_cow(method);
+    if f.user_name.is_none() && cmd.eq_ignore_ascii_case("LOGIN") {
+        let tried = arg.split(' ').next().unwrap_or("").trim_matches('"');
+        f.user_name = nonempty(tried);
+    }
+}
+
+fn nonempty_cow(s: Cow<'_, str>) -> Option<Cow<'_, str>> {
+    (!s.is_empty()).then_some(s)
 }
 
 /// E-Post writes `LOGIN user ****`; a build (or a line) that wrote the password itself, or an
@@ -82,11 +112,14 @@ mod tests {
         .unwrap();
         assert_eq!(p.action, "authenticate");
         assert_eq!(p.fields.args.as_deref(), Some("CRAM-MD5"));
+        assert_eq!(p.fields.auth_result.as_deref(), Some("success"));
+        assert_eq!(p.fields.auth_method.as_deref(), Some("CRAM-MD5"));
         assert_eq!(p.outcome, Some(Outcome::Success));
         let p =
             parse("[30/Nov/2017:07:57:47] taro@example.jp from 192.168.0.4 NAMESPACE - Success")
                 .unwrap();
         assert_eq!(p.fields.args, None);
+        assert_eq!(p.fields.auth_result, None);
         let p = parse(
             r#"[30/Nov/2017:07:57:47] taro@example.jp from 192.168.0.4 LIST "" "INBOX" Success"#,
         )
@@ -95,7 +128,10 @@ mod tests {
         let p =
             parse("[30/Nov/2017:07:58:10] - from 192.168.0.9 LOGIN hanako@example.jp **** Failed")
                 .unwrap();
-        assert_eq!(p.fields.user_name, None);
+        // the name it tried
+        assert_eq!(p.fields.user_name.as_deref(), Some("hanako@example.jp"));
+        assert_eq!(p.fields.auth_result.as_deref(), Some("failed"));
+        assert_eq!(p.fields.auth_method.as_deref(), Some("LOGIN"));
         assert_eq!(p.fields.args.as_deref(), Some("hanako@example.jp ****"));
         assert_eq!(p.outcome, Some(Outcome::Failure));
         assert_eq!(p.fields.command.as_deref(), Some("LOGIN"));

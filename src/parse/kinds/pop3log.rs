@@ -54,7 +54,28 @@ pub fn parse(line: &str) -> Shape<'_> {
     }
     let f = &mut p.fields;
     f.status = nonempty(status);
+    auth_fields(&mut p, cmd, args);
     Ok(p)
+}
+
+/// `PASS`, `APOP` and `AUTH` with a known outcome are login attempts: `epost.auth.result` and
+/// `epost.auth.method` (the command, or AUTH's mechanism) as acceptlog's SMTP AUTH gives them.
+/// `USER` alone proves nothing and is left out.
+fn auth_fields<'a>(p: &mut Parsed<'a>, cmd: &'a str, args: &'a str) {
+    let method = if cmd.eq_ignore_ascii_case("PASS") || cmd.eq_ignore_ascii_case("APOP") {
+        upper(cmd)
+    } else if cmd.eq_ignore_ascii_case("AUTH") {
+        upper(args.split(' ').next().unwrap_or(""))
+    } else {
+        return;
+    };
+    let result = match p.outcome {
+        Some(Outcome::Success) => "success",
+        Some(Outcome::Failure) => "failed",
+        _ => return,
+    };
+    p.fields.auth_result = Some(Cow::Borrowed(result));
+    p.fields.auth_method = (!method.is_empty()).then_some(method);
 }
 
 /// `PASS secret` and `APOP user digest` carry credentials.
@@ -108,6 +129,8 @@ mod tests {
         assert_eq!(p.fields.args.as_deref(), Some("bob@example.jp [REDACTED]"));
         assert_eq!(p.fields.status, None);
         assert_eq!(p.outcome, Some(Outcome::Unknown));
+        // no status: not known to be a login
+        assert_eq!(p.fields.auth_result, None);
         assert_eq!(p.fields.user_name.as_deref(), Some("bob@example.jp"));
         assert_eq!(p.fields.client_ip.as_deref(), Some("192.168.0.4"));
     }
@@ -127,6 +150,12 @@ mod tests {
             Some("bob@example.jp from 192.168.0.4 PASS [REDACTED] [30/Nov/2017:18:19:15] Failed")
         );
         assert_eq!(p.outcome, Some(Outcome::Failure));
+        assert_eq!(p.fields.auth_result.as_deref(), Some("failed"));
+        assert_eq!(p.fields.auth_method.as_deref(), Some("PASS"));
+        let p =
+            parse("bob@example.jp from 192.168.0.4 USER bob@example.jp [30/Nov/2017:18:19:15] +OK")
+                .unwrap();
+        assert_eq!(p.fields.auth_result, None);
     }
 
     #[test]
