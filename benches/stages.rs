@@ -344,7 +344,12 @@ fn privacy(c: &mut Criterion) {
         ],
         Some(b"a bench key, 32 bytes long......"),
     );
-    for kind in [Kind::Inlog, Kind::Receivelog, Kind::Acceptlog, Kind::Imap4log] {
+    for kind in [
+        Kind::Inlog,
+        Kind::Receivelog,
+        Kind::Acceptlog,
+        Kind::Imap4log,
+    ] {
         let data = example(kind);
         let source = Source::new("MAILSV01", kind, "x/171130.log");
         let records = count_records(kind, &data);
