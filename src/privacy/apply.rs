@@ -76,7 +76,7 @@ impl Policy {
         self.list(Field::ToAddress, &mut x.to, &mut needles);
         self.list(Field::FilterWarning, &mut x.filter_warning, &mut needles);
         // longest first: an address goes as a whole before a user name inside it
-        needles.sort_by(|a, b| b.lower.len().cmp(&a.lower.len()));
+        needles.sort_by_key(|n| std::cmp::Reverse(n.lower.len()));
         let x = &mut out.fields;
         for (f, v) in [
             (Field::Subject, &mut x.subject),
