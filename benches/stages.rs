@@ -327,12 +327,65 @@ fn otlp_protobuf(c: &mut Criterion) {
     }
 }
 
+/// `[privacy]` off and on: parse + JSON per kind that carries personal data, without and
+/// with every personal field hidden (addresses hash-local, user hash, IPs truncate and hash,
+/// subject dropped, text rewritten).
+fn privacy(c: &mut Criterion) {
+    use epost_shipper::privacy::{Field, Mode, Policy};
+    let policy = Policy::new(
+        &[
+            (Field::FromAddress, Mode::HashLocal),
+            (Field::ToAddress, Mode::HashLocal),
+            (Field::UserName, Mode::Hash),
+            (Field::ClientIp, Mode::Truncate),
+            (Field::DestinationIp, Mode::Hash),
+            (Field::SmtpHelo, Mode::Hash),
+            (Field::Subject, Mode::Drop),
+        ],
+        Some(b"a bench key, 32 bytes long......"),
+    );
+    for kind in [
+        Kind::Inlog,
+        Kind::Receivelog,
+        Kind::Acceptlog,
+        Kind::Imap4log,
+    ] {
+        let data = example(kind);
+        let source = Source::new("MAILSV01", kind, "x/171130.log");
+        let records = count_records(kind, &data);
+        let mut g = c.benchmark_group(format!("privacy/{}", kind.name()));
+        g.throughput(Throughput::Elements(records));
+        for (name, p) in [("off", None), ("on", Some(&policy))] {
+            g.bench_function(name, |b| {
+                let mut buf = Vec::with_capacity(1 << 20);
+                b.iter(|| {
+                    buf.clear();
+                    parse_bytes(
+                        source.clone(),
+                        ParseOptions::default(),
+                        black_box(&data),
+                        &mut |r| {
+                            match p {
+                                Some(p) => p.apply(r).write_json(&mut buf),
+                                None => r.write_json(&mut buf),
+                            }
+                            buf.push(b'\n');
+                        },
+                    );
+                    buf.len()
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = lines_and_decode, parse_kinds, bulk_bodies, loki_protobuf, otlp_protobuf
+    targets = lines_and_decode, parse_kinds, bulk_bodies, loki_protobuf, otlp_protobuf, privacy
 }
 criterion_main!(benches);

@@ -20,7 +20,14 @@ fn main() {
             _ => panic!("usage: gen_mail [--lines N] [--out DIR] [--days N]"),
         }
     }
-    let _ = std::fs::remove_dir_all(&out);
+    let written = generate(lines, &out, days);
+    eprintln!("wrote {written} lines under {}", out.display());
+}
+
+/// Writes about `lines` physical lines under `out` (removed first); returns how many. Also
+/// used by tests (tests/privacy.rs includes this file).
+pub fn generate(lines: u64, out: &std::path::Path, days: u32) -> u64 {
+    let _ = std::fs::remove_dir_all(out);
     // share of lines per kind (per mille), roughly a busy server with traces on
     let mix: [(&str, u64); 12] = [
         ("receivelog", 330),
@@ -184,5 +191,5 @@ fn main() {
             w.flush().unwrap();
         }
     }
-    eprintln!("wrote {written} lines under {}", out.display());
+    written
 }

@@ -7,7 +7,7 @@
 //! ones before it:
 //! 1. leaves: [`kind`], [`time`], [`lines`], [`progress`], [`decode`], [`fault`],
 //!    [`platform`], [`warn_limit`]
-//! 2. [`record`], [`checkpoint`], [`config`], [`discover`]
+//! 2. [`record`], [`checkpoint`], [`discover`]; [`privacy`] (over records), then [`config`]
 //! 3. [`parse`], [`batch`] (owns the [`batch::Encode`] trait the sinks implement)
 //! 4. [`ack`], then [`metrics`], then [`sink`], then [`tail`], then [`retention`]
 //! 5. [`pipeline`], which wires them together.
@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod platform;
+pub mod privacy;
 pub mod progress;
 pub mod record;
 pub mod retention;

@@ -77,6 +77,8 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
         }
     }
 
+    super::check_privacy::print(&config);
+
     // every sink, probed
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,6 +3,7 @@
 
 mod backfill;
 mod check;
+mod check_privacy;
 mod cleanup;
 mod parse;
 mod report;

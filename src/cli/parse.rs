@@ -33,6 +33,10 @@ pub struct ParseArgs {
     /// Keep credentials seen in the logs instead of masking them
     #[arg(long)]
     no_redact: bool,
+    /// Apply the [privacy] section of this configuration to every record (the file is
+    /// checked as `run` checks it; encoding and zone still come from the flags here)
+    #[arg(long, short)]
+    config: Option<PathBuf>,
     /// Files, folders (a whole mail work folder is walked) or `-` for stdin
     #[arg(required = true)]
     paths: Vec<String>,
@@ -51,6 +55,11 @@ pub fn run(a: ParseArgs) -> Result<(), Failure> {
         redact: !a.no_redact,
         ..ParseOptions::default()
     };
+    let privacy = match &a.config {
+        Some(path) => super::run::load_config(path)?.source.privacy,
+        None => None,
+    };
+    let privacy = privacy.as_deref().filter(|p| p.hides_anything());
     let inputs = plan(&a).map_err(Failure::usage)?;
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -61,7 +70,10 @@ pub fn run(a: ParseArgs) -> Result<(), Failure> {
             return;
         }
         buf.clear();
-        r.write_json(&mut buf);
+        match privacy {
+            Some(p) => p.apply(r).write_json(&mut buf),
+            None => r.write_json(&mut buf),
+        }
         buf.push(b'\n');
         if let Err(e) = out.write_all(&buf) {
             write_err = Some(e);

@@ -46,6 +46,7 @@ impl InputArgs {
             since: self.since,
             until: self.until,
         };
+        let mut privacy = None;
         let (paths, host, options) = match &self.config {
             Some(c) => {
                 let config = load_config(c)?;
@@ -56,6 +57,7 @@ impl InputArgs {
                     redact: s.redact,
                     max_record_bytes: config.pipeline.max_record_bytes.0 as usize,
                 };
+                privacy = s.privacy.clone();
                 (s.workdirs.clone(), s.host.clone(), options)
             }
             None if self.paths.is_empty() => {
@@ -72,7 +74,9 @@ impl InputArgs {
                 (self.paths.clone(), None, options)
             }
         };
-        Inputs::collect(&paths, host, options, window).map_err(Failure::usage)
+        let mut inputs = Inputs::collect(&paths, host, options, window).map_err(Failure::usage)?;
+        inputs.privacy = privacy;
+        Ok(inputs)
     }
 }
 

@@ -2,6 +2,7 @@
 //! work folder and one sink. Errors name the file, line, column and key, with a hint.
 
 mod error;
+mod privacy;
 mod redact;
 mod sinks;
 mod units;
@@ -37,6 +38,9 @@ struct RawConfig {
     retention: Retention,
     #[serde(default)]
     metrics: Metrics,
+    /// `[privacy]`: read by `privacy::policy` (field names are dotted keys).
+    #[serde(default)]
+    privacy: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +138,10 @@ pub struct Source {
     pub close_inactive: Duration,
     pub max_open_files: usize,
     pub viruslog_settle: Duration,
+    /// `[privacy]`, when the section is there: applied to every record before any sink
+    /// encodes it. Here rather than beside the sinks because the tailer, which encodes the
+    /// records, gets this section.
+    pub privacy: Option<std::sync::Arc<crate::privacy::Policy>>,
 }
 
 /// Bounds between stages: memory stays below roughly
@@ -316,6 +324,7 @@ impl Config {
         v.pipeline(&raw.pipeline)?;
         v.retention(&raw.retention)?;
         v.metrics(&raw.metrics)?;
+        let privacy = privacy::policy(&v, raw.privacy)?;
         let warnings = validate::warnings(&sinks);
 
         Ok(Config {
@@ -336,6 +345,7 @@ impl Config {
                 close_inactive: s.close_inactive.0,
                 max_open_files: s.max_open_files,
                 viruslog_settle: s.viruslog_settle.0,
+                privacy,
             },
             pipeline: raw.pipeline,
             sinks,

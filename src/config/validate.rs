@@ -97,12 +97,12 @@ fn human(d: Duration) -> String {
 }
 
 impl Validator<'_> {
-    fn err(&self, key: &str, message: String, hint: Option<String>) -> ConfigError {
+    pub(super) fn err(&self, key: &str, message: String, hint: Option<String>) -> ConfigError {
         self.err_at(key, key, message, hint)
     }
 
     /// An error about `key`, placed where `span_key` stands (a list item, say).
-    fn err_at(
+    pub(super) fn err_at(
         &self,
         key: &str,
         span_key: &str,

@@ -49,6 +49,9 @@ pub struct Inputs {
     pub host: String,
     pub options: ParseOptions,
     pub window: Window,
+    /// `[privacy]` of the configuration read: applied to every record before `trace` and
+    /// `report` see it, so that their output shows what the sinks got (docs/privacy.md).
+    pub privacy: Option<std::sync::Arc<crate::privacy::Policy>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +105,7 @@ impl Inputs {
             host: host.unwrap_or_else(discover::local_host_name),
             options,
             window,
+            privacy: None,
         })
     }
 
@@ -151,9 +155,13 @@ pub fn read_file(
     emit: &mut dyn FnMut(&Record<'_>),
 ) {
     let window = inputs.window;
+    let privacy = inputs.privacy.as_deref().filter(|p| p.hides_anything());
     let mut keep = |r: &Record<'_>| {
         if window.contains(r.timestamp) {
-            emit(r)
+            match privacy {
+                Some(p) => emit(&p.apply(r)),
+                None => emit(r),
+            }
         }
     };
     let res = if f.kind == Kind::Viruslog {

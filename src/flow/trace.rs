@@ -13,6 +13,7 @@ use super::found::{Found, sort_dedup};
 use super::query::Query;
 use super::read::{Inputs, Select, Skipped, read_file};
 use crate::kind::Kind;
+use crate::privacy::Field;
 
 /// What a trace found.
 #[derive(Debug, Default)]
@@ -94,6 +95,12 @@ pub fn trace(inputs: &Inputs, q: &Query, skipped: &mut Skipped) -> Traced {
             }
         }
         Query::Address(a) => {
+            // the raw bytes hold the value as written; the records may hold its tokens
+            let forms = forms(
+                inputs,
+                a,
+                &[Field::FromAddress, Field::ToAddress, Field::UserName],
+            );
             let hits = scan(
                 inputs,
                 &listing_kinds(),
@@ -102,11 +109,12 @@ pub fn trace(inputs: &Inputs, q: &Query, skipped: &mut Skipped) -> Traced {
                 skipped,
             )
             .into_iter()
-            .filter(|f| mentions_address(f, a))
+            .filter(|f| forms.iter().any(|a| mentions_address(f, a)))
             .collect();
             listing(inputs, hits, skipped)
         }
         Query::Ip(ip) => {
+            let forms = forms(inputs, ip, &[Field::ClientIp, Field::DestinationIp]);
             let hits = scan(
                 inputs,
                 &listing_kinds(),
@@ -116,12 +124,26 @@ pub fn trace(inputs: &Inputs, q: &Query, skipped: &mut Skipped) -> Traced {
             )
             .into_iter()
             .filter(|f| {
-                f.client_ip.as_deref() == Some(ip) || f.destination_ip.as_deref() == Some(ip)
+                forms.iter().any(|ip| {
+                    f.client_ip.as_deref() == Some(ip) || f.destination_ip.as_deref() == Some(ip)
+                })
             })
             .collect();
             listing(inputs, hits, skipped)
         }
     }
+}
+
+/// What `value` looks like in the records: as written, and, under `[privacy]`, the token
+/// (or truncation) each of `fields` makes of it with the configured key.
+fn forms(inputs: &Inputs, value: &str, fields: &[Field]) -> Vec<String> {
+    let mut out = vec![value.to_string()];
+    if let Some(p) = &inputs.privacy {
+        out.extend(fields.iter().filter_map(|f| p.query_token(*f, value)));
+        out.sort();
+        out.dedup();
+    }
+    out
 }
 
 /// The message-level kinds and the login logs: what an address or IP listing reads.
@@ -270,15 +292,14 @@ fn connection_of(inputs: &Inputs, records: &[Found], skipped: &mut Skipped) -> O
         .min()
         .unwrap_or(session.unix_ms)
         .min(session.unix_ms);
-    scan(
-        inputs,
-        &[Kind::Acceptlog],
-        &[format!("[{ip}]:")],
-        false,
-        skipped,
-    )
-    .into_iter()
-    .filter(|f| f.action == "connection-accepted" && f.client_ip.as_deref() == Some(&ip))
-    .filter(|f| f.host == session.host && f.unix_ms <= began)
-    .max_by(|a, b| (a.unix_ms, &a.path, a.offset).cmp(&(b.unix_ms, &b.path, b.offset)))
+    // under [privacy] the IP is a token the raw bytes do not hold: every connection line
+    let needle = match inputs.privacy {
+        Some(_) => ", Client accept now.".to_string(),
+        None => format!("[{ip}]:"),
+    };
+    scan(inputs, &[Kind::Acceptlog], &[needle], false, skipped)
+        .into_iter()
+        .filter(|f| f.action == "connection-accepted" && f.client_ip.as_deref() == Some(&ip))
+        .filter(|f| f.host == session.host && f.unix_ms <= began)
+        .max_by(|a, b| (a.unix_ms, &a.path, a.offset).cmp(&(b.unix_ms, &b.path, b.offset)))
 }

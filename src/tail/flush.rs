@@ -73,7 +73,7 @@ impl Tailer {
     /// Emits the pending multi-line record, and the partial last line too if `partial`.
     pub(super) fn flush(&mut self, path: &Path, partial: bool) -> bool {
         let t = self.files.get_mut(path).expect("present");
-        let mut seg = SegmentBuf::new(&self.outputs, 0);
+        let mut seg = SegmentBuf::new(&self.outputs, self.cfg.privacy.as_deref(), 0);
         let mut end = t.pos - t.carry.len() as u64;
         if partial && !t.carry.is_empty() {
             tracing::debug!(path = %path.display(), "flushing a last line that has no line end after waiting");

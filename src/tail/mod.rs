@@ -401,7 +401,13 @@ impl Tailer {
             max_line: usize::try_from(self.pipeline.max_record_bytes.0).unwrap_or(usize::MAX),
         };
         let t = self.files.get_mut(path).expect("present");
-        let read = match t.read_segment(path, &mut self.buf, &self.outputs, &limits) {
+        let read = match t.read_segment(
+            path,
+            &mut self.buf,
+            &self.outputs,
+            self.cfg.privacy.as_deref(),
+            &limits,
+        ) {
             Ok(Some(read)) => read,
             Ok(None) => return,
             Err(e) => {

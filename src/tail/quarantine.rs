@@ -97,7 +97,7 @@ impl Tailer {
             (Some(p), Some(s)) => Some((p.as_str(), s)),
             _ => None,
         };
-        let mut seg = SegmentBuf::new(outputs, 0);
+        let mut seg = SegmentBuf::new(outputs, self.cfg.privacy.as_deref(), 0);
         seg.mark();
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             quarantine::record_summarized(

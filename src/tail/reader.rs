@@ -96,6 +96,7 @@ impl Reader {
         path: &Path,
         buf: &mut Vec<u8>,
         outputs: &[Output],
+        privacy: Option<&crate::privacy::Policy>,
         limits: &Limits,
     ) -> std::io::Result<Option<Read>> {
         let Some(h) = self.handle.as_mut() else {
@@ -119,7 +120,7 @@ impl Reader {
         if n > 0 {
             self.last_growth = Instant::now();
         }
-        let mut seg = SegmentBuf::new(outputs, buf.len());
+        let mut seg = SegmentBuf::new(outputs, privacy, buf.len());
         let mut consumed = 0usize;
         let mut lines = 0u64;
         for line in Lines::with_base(buf, base) {

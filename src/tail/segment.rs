@@ -6,11 +6,15 @@ use std::path::Path;
 use super::Output;
 use crate::batch::Payload;
 use crate::parse::FileParser;
+use crate::privacy::Policy;
 use crate::record::Record;
 
 /// The records of one segment as they are encoded for every sink.
 pub(super) struct SegmentBuf<'a> {
     pub(super) outputs: &'a [Output],
+    /// `[privacy]`, applied to each record before any sink encodes it (so the dead-letter
+    /// file, which keeps records as encoded, gets it too). `None` when off or a no-op.
+    pub(super) privacy: Option<&'a Policy>,
     pub(super) payloads: Vec<Payload>,
     pub(super) records: u32,
     /// Each payload's (bytes, records) before the line being parsed, to undo a partial one.
@@ -19,7 +23,11 @@ pub(super) struct SegmentBuf<'a> {
 }
 
 impl<'a> SegmentBuf<'a> {
-    pub(super) fn new(outputs: &'a [Output], log_bytes: usize) -> SegmentBuf<'a> {
+    pub(super) fn new(
+        outputs: &'a [Output],
+        privacy: Option<&'a Policy>,
+        log_bytes: usize,
+    ) -> SegmentBuf<'a> {
         // JSON records are about seven times the log bytes: size once, not by doubling
         let payloads = outputs
             .iter()
@@ -30,6 +38,7 @@ impl<'a> SegmentBuf<'a> {
             .collect();
         SegmentBuf {
             outputs,
+            privacy: privacy.filter(|p| p.hides_anything()),
             payloads,
             records: 0,
             marks: vec![(0, 0); outputs.len()],
@@ -38,6 +47,14 @@ impl<'a> SegmentBuf<'a> {
     }
 
     pub(super) fn emit(&mut self, r: &Record<'_>) {
+        let private;
+        let r = match self.privacy {
+            Some(p) => {
+                private = p.apply(r);
+                &private
+            }
+            None => r,
+        };
         self.records += 1;
         for (o, p) in self.outputs.iter().zip(self.payloads.iter_mut()) {
             p.push(&o.encoding, r);
