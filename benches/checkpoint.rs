@@ -49,6 +49,8 @@ fn bench(c: &mut Criterion) {
     let t = tracker();
     let mut seq = 0;
     let mut g = c.benchmark_group("checkpoint_lock");
+    g.bench_function("acks_of_12", |b| b.iter(|| trickle(&t, &mut seq)));
+    let _ = t.delta();
     g.bench_function("delta_of_12_moved", |b| {
         b.iter(|| {
             trickle(&t, &mut seq);

@@ -142,7 +142,7 @@ impl Tracker {
         if let Some(p) = st.files.get_mut(&id) {
             p.retired = true;
         }
-        Self::collect(&mut st);
+        Self::collect(&mut st, id);
     }
 
     /// Forgets a checkpoint entry of a file that no longer exists and was never opened.
@@ -261,25 +261,27 @@ impl Tracker {
                 st.dirty.insert(p.meta.path.clone());
             }
         }
-        Self::collect(st);
+        Self::collect(st, file);
     }
 
-    fn collect(st: &mut State) {
-        let gone: Vec<FileId> = st
+    /// Drops file `id` once it is retired and everything read of it is acknowledged. Only
+    /// the file whose state just changed is looked at: an ack must not cost a walk over
+    /// every file (10,800 of them made each ack take about 0.25 ms under the lock).
+    fn collect(st: &mut State, id: FileId) {
+        if !st
             .files
-            .iter()
-            .filter(|(_, p)| p.retired && p.queue.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            if let Some(p) = st.files.remove(&id)
-                && st.current.get(&p.meta.path) == Some(&id)
-            {
-                st.current.remove(&p.meta.path);
-                st.dirty.insert(p.meta.path);
-            }
-            st.changed = true;
+            .get(&id)
+            .is_some_and(|p| p.retired && p.queue.is_empty())
+        {
+            return;
         }
+        if let Some(p) = st.files.remove(&id)
+            && st.current.get(&p.meta.path) == Some(&id)
+        {
+            st.current.remove(&p.meta.path);
+            st.dirty.insert(p.meta.path);
+        }
+        st.changed = true;
     }
 
     /// The acknowledged offset of a file generation.
