@@ -172,7 +172,9 @@ pub async fn run(
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     while let Err(e) = sink.start().await {
         let d = backoff.next_delay();
-        tracing::warn!(sink = %sink.name, error = %http::redact_text(&e.to_string()), retry_in = ?d, "sink setup failed; will retry");
+        if let Some(repeated) = crate::warn_limit::check("sink.setup", &sink.name) {
+            tracing::warn!(sink = %sink.name, error = %http::redact_text(&e.to_string()), retry_in = ?d, repeated, "sink setup failed; will retry");
+        }
         tokio::time::sleep(d).await;
     }
     let slots = Arc::new(Semaphore::new(policy.max_in_flight));
