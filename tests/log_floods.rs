@@ -100,15 +100,21 @@ fn ship(h: &Harness, fake: &FakeEs, sink: &str, n: u32, per_batch: usize) {
     run.stop();
 }
 
+/// `ship` into a fake refusing some records, through a sink named after `what`.
+fn ship_refusing(what: &str, n: u32, per_batch: usize) -> (Harness, FakeEs, String) {
+    capture();
+    let sink = format!("{what}-{}", common::unique());
+    let fake = FakeEs::start(Box::new(|_| Whole::Items), Box::new(refuse_some));
+    let h = Harness::new();
+    ship(&h, &fake, &sink, n, per_batch);
+    (h, fake, sink)
+}
+
 /// 400 records in one request, about a quarter refused: one warning, carrying the number
 /// the fake refused.
 #[test]
 fn refused_records_of_one_batch_are_one_warning_with_their_count() {
-    capture();
-    let sink = format!("refused-one-{}", common::unique());
-    let fake = FakeEs::start(Box::new(|_| Whole::Items), Box::new(refuse_some));
-    let h = Harness::new();
-    ship(&h, &fake, &sink, 400, 1000);
+    let (h, fake, sink) = ship_refusing("refused-one", 400, 1000);
     let refused = fake.sent_with(400);
     assert!(refused > 50, "the fake refused {refused}");
     assert_eq!(fake.requests.load(Ordering::SeqCst), 1, "one request");
@@ -126,11 +132,7 @@ fn refused_records_of_one_batch_are_one_warning_with_their_count() {
 /// dead-letter file.
 #[test]
 fn refusals_in_every_batch_are_one_warning_a_minute() {
-    capture();
-    let sink = format!("refused-many-{}", common::unique());
-    let fake = FakeEs::start(Box::new(|_| Whole::Items), Box::new(refuse_some));
-    let h = Harness::new();
-    ship(&h, &fake, &sink, 600, 50);
+    let (h, fake, sink) = ship_refusing("refused-many", 600, 50);
     let sent = fake.sent();
     let mut per_request: HashMap<u64, usize> = HashMap::new();
     for s in sent.iter().filter(|s| s.status == 400) {
