@@ -259,3 +259,24 @@ fn symlink_dir(target: &Path, link: &Path) {
 fn symlink_dir(target: &Path, link: &Path) {
     std::os::windows::fs::symlink_dir(target, link).unwrap();
 }
+
+/// The work folder gone (a share unmounted) while polled ten times a second: one warning.
+#[test]
+fn a_work_folder_that_cannot_be_listed_is_one_warning() {
+    capture();
+    let h = Harness::new();
+    append(
+        &h.log("inlog", "MAILSV01", "171130.log"),
+        &inlog_line(1, 30),
+    );
+    let run = h.start(h.config(""));
+    h.wait_until(10, "the record", |r| r.len() == 1);
+    let gone = h.dir.path().join("unmounted");
+    std::fs::rename(&h.mail, &gone).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    run.stop();
+    let lines = warnings("workdir", &h.mail.display().to_string());
+    let w = with_message(&lines, "cannot list work folder");
+    assert_eq!(w.len(), 1, "{lines:#?}");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+}
