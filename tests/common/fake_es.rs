@@ -180,7 +180,7 @@ fn serve(r: &Request, st: &Shared) -> Answer {
     }
     if let Some(up) = &st.upstream {
         let ctype = r.header("content-type").unwrap_or("application/json");
-        let (status, reply) = forward(up, &r.method, &r.path, ctype, body.clone());
+        let (status, reply) = forward(up, &r.method, &r.path, ctype, body.to_vec());
         if let Some(n) = n {
             record_answer(&body, n, status, &reply, st);
         }

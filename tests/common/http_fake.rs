@@ -47,27 +47,19 @@ impl Request {
             .collect()
     }
 
-    /// The body with its `Content-Encoding` (gzip) undone.
-    pub fn decoded(&self) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        self.decode_into(&mut out)?;
-        Ok(out)
-    }
-
-    /// Like `decoded`, into a buffer the caller keeps (the null endpoint reuses one).
-    pub fn decode_into(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        out.clear();
-        if self
+    /// The body with its `Content-Encoding` (gzip) undone; borrowed when there is none.
+    pub fn decoded(&self) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+        if !self
             .header("content-encoding")
             .is_some_and(|e| e.contains("gzip"))
         {
-            flate2::read::MultiGzDecoder::new(&self.body[..])
-                .read_to_end(out)
-                .map_err(|e| format!("gzip: {e}"))?;
-        } else {
-            out.extend_from_slice(&self.body);
+            return Ok(std::borrow::Cow::Borrowed(&self.body[..]));
         }
-        Ok(())
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&self.body[..])
+            .read_to_end(&mut out)
+            .map_err(|e| format!("gzip: {e}"))?;
+        Ok(std::borrow::Cow::Owned(out))
     }
 
     /// `decoded`, then raw snappy (Loki's protobuf push).
