@@ -1,14 +1,17 @@
 //! A null sink endpoint for the end-to-end benchmark: speaks the Elasticsearch `_bulk`
 //! protocol correctly (one `201 created` item per action, in order), accepts Loki pushes
 //! (204) and OTLP/HTTP log exports (200, empty response), stores nothing, and counts.
+//! The HTTP server is the tests' one (`tests/common/http_fake.rs`, hyper).
 //!
 //!   cargo run --release --example null_endpoint -- 127.0.0.1:9299
 //!   GET /_stats answers {"requests":N,"documents":N,"bytes":N}
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+#[path = "../tests/common/http_fake.rs"]
+mod http_fake;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use http_fake::{Answer, HttpFake, Options, Request};
 
 #[derive(Default)]
 struct Stats {
@@ -21,93 +24,55 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9299".into());
-    let listener = TcpListener::bind(&addr).expect("bind");
+    let stats = Stats::default();
+    let opts = Options {
+        bind: addr.clone(),
+        record: false,
+        worker_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ..Options::default()
+    };
+    let server = HttpFake::start_with(opts, move |r| answer(r, &stats));
     eprintln!("null endpoint on http://{addr}");
-    let stats = Arc::new(Stats::default());
-    for conn in listener.incoming().flatten() {
-        let stats = stats.clone();
-        std::thread::spawn(move || serve(conn, &stats));
-    }
+    server.serve_forever();
 }
 
-fn serve(conn: TcpStream, stats: &Stats) {
-    let _ = conn.set_nodelay(true);
-    let mut reader = BufReader::with_capacity(1 << 16, conn.try_clone().unwrap());
-    let mut out = conn;
-    let mut body = Vec::new();
-    let mut plain = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split(' ').nth(1).unwrap_or("").to_string();
-        let (mut len, mut gzip) = (0usize, false);
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end().to_ascii_lowercase();
-            if h.is_empty() {
-                break;
-            }
-            if let Some(v) = h.strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            if h.starts_with("content-encoding:") && h.contains("gzip") {
-                gzip = true;
-            }
-        }
-        body.resize(len, 0);
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        stats.requests.fetch_add(1, Ordering::Relaxed);
-        stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
-        let data: &[u8] = if gzip {
-            plain.clear();
-            let _ = flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut plain);
-            &plain
-        } else {
-            &body
+fn answer(r: &Request, stats: &Stats) -> Answer {
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    stats
+        .bytes
+        .fetch_add(r.body.len() as u64, Ordering::Relaxed);
+    if r.path.starts_with("/_bulk") {
+        // every other line is an action
+        let docs = match r.decoded() {
+            Ok(data) => memchr::memchr_iter(b'\n', &data).count() as u64 / 2,
+            Err(e) => return Answer::json(400, format!("{{\"error\":\"{e}\"}}")),
         };
-        let (status, reply): (u16, Vec<u8>) = if path.starts_with("/_bulk") {
-            // every other line is an action
-            let lines = memchr::memchr_iter(b'\n', data).count() as u64;
-            let docs = lines / 2;
-            stats.documents.fetch_add(docs, Ordering::Relaxed);
-            let mut r = Vec::with_capacity(32 + docs as usize * 32);
-            r.extend_from_slice(b"{\"errors\":false,\"items\":[");
-            for i in 0..docs {
-                if i > 0 {
-                    r.push(b',');
-                }
-                r.extend_from_slice(b"{\"create\":{\"status\":201}}");
+        stats.documents.fetch_add(docs, Ordering::Relaxed);
+        let mut reply = Vec::with_capacity(32 + docs as usize * 26);
+        reply.extend_from_slice(b"{\"errors\":false,\"items\":[");
+        for i in 0..docs {
+            if i > 0 {
+                reply.push(b',');
             }
-            r.extend_from_slice(b"]}");
-            (200, r)
-        } else if path.contains("/push") {
-            (204, Vec::new())
-        } else if path.starts_with("/v1/logs") {
-            (200, Vec::new())
-        } else if path.starts_with("/_stats") {
-            let s = format!(
+            reply.extend_from_slice(b"{\"create\":{\"status\":201}}");
+        }
+        reply.extend_from_slice(b"]}");
+        Answer::json(200, reply)
+    } else if r.path.contains("/push") {
+        Answer::new(204, "")
+    } else if r.path.starts_with("/v1/logs") {
+        Answer::new(200, "")
+    } else if r.path.starts_with("/_stats") {
+        Answer::json(
+            200,
+            format!(
                 "{{\"requests\":{},\"documents\":{},\"bytes\":{}}}",
                 stats.requests.load(Ordering::Relaxed),
                 stats.documents.load(Ordering::Relaxed),
                 stats.bytes.load(Ordering::Relaxed)
-            );
-            (200, s.into_bytes())
-        } else {
-            (200, b"{\"version\":{\"number\":\"8.99.0-null\"}}".to_vec())
-        };
-        let head = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            reply.len()
-        );
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(&reply).is_err() {
-            return;
-        }
+            ),
+        )
+    } else {
+        Answer::json(200, "{\"version\":{\"number\":\"8.99.0-null\"}}")
     }
 }

@@ -69,7 +69,8 @@ fn check_reports_config_errors_sinks_and_folders() {
 
 #[test]
 fn backfill_interrupted_resumes_and_status_shows_it() {
-    use common::fake_es::{FakeEs, Whole};
+    use common::fake_es::{FakeEs, Sent, Whole};
+    use std::collections::HashSet;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     // a slow sink at first, so that the kill surely lands mid-way
@@ -87,10 +88,15 @@ fn backfill_interrupted_resumes_and_status_shows_it() {
     );
     let h = Harness::new();
     let p = h.log("inlog", "MAILSV01", "171130.log");
-    let total = 30_000;
+    let total = 30_000u32;
+    // every line has the same length (the message number is zero-padded), so a checkpointed
+    // offset says how many lines, from the first, are acknowledged
+    let line_len = inlog_line(0, 30).len() as u64;
     let mut text = String::new();
     for i in 0..total {
-        text.push_str(&inlog_line(i, 30));
+        let l = inlog_line(i, 30);
+        assert_eq!(l.len() as u64, line_len);
+        text.push_str(&l);
     }
     append(&p, &text);
     let sink = format!(
@@ -99,22 +105,48 @@ fn backfill_interrupted_resumes_and_status_shows_it() {
     );
     h.config_sinks("", "segment_max_records = 250", &sink);
     let cfg = h.dir.path().join("shipper.toml");
+    let offset = || -> u64 {
+        let out = cmd(&["status", "--json"], &cfg);
+        let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        st["files"][0]["offset"].as_u64().unwrap_or(0)
+    };
     let mut child = Command::new(BIN)
         .args(["backfill", "--config"])
         .arg(&cfg)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // kill once the checkpoint shows at least 3,000 lines acknowledged
     let start = Instant::now();
-    while fake.count() < 3_000 && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
+    let mut seen = 0;
+    while seen < 3_000 * line_len && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(50));
+        seen = offset();
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let before = fake.count();
+    // a request the dead process had fully written may still be in the fake's socket buffer:
+    // let it arrive before counting the first run's requests
+    let mut first_run_requests = fake.requests.load(Ordering::SeqCst);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let n = fake.requests.load(Ordering::SeqCst);
+        if n == first_run_requests {
+            break;
+        }
+        first_run_requests = n;
+    }
+    // the checkpoint the resumed run starts from (written at or after the one seen)
+    let checkpointed = offset();
     assert!(
-        (3_000..total as usize).contains(&before),
-        "interrupted mid-way ({before})"
+        seen >= 3_000 * line_len && checkpointed >= seen,
+        "{seen} then {checkpointed}"
+    );
+    assert_eq!(checkpointed % line_len, 0, "on a line boundary");
+    let resume_at = checkpointed / line_len;
+    assert!(
+        resume_at < u64::from(total),
+        "interrupted mid-way ({resume_at})"
     );
 
     let out = cmd(&["status", "--json"], &cfg);
@@ -130,12 +162,65 @@ fn backfill_interrupted_resumes_and_status_shows_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("backfill complete"));
-    assert_eq!(fake.count(), total as usize, "every line stored once");
-    let replayed = fake.conflicts.load(Ordering::SeqCst);
+
+    // the line number of a document, from the message id the test wrote
+    let number = |s: &Sent| -> u64 {
+        let doc: serde_json::Value = serde_json::from_str(&s.doc).unwrap();
+        let m = doc["message"].as_str().unwrap();
+        let i = m.find("<B").expect("message id") + 2;
+        m.get(i..i + 10)
+            .and_then(|d| d.parse().ok())
+            .expect("id digits")
+    };
+    let sent = fake.sent();
+    let (first, second): (Vec<&Sent>, Vec<&Sent>) =
+        sent.iter().partition(|s| s.request <= first_run_requests);
+    let stored_first: HashSet<u64> = first
+        .iter()
+        .filter(|s| s.status == 201)
+        .map(|s| number(s))
+        .collect();
+    // every line the checkpoint called acknowledged was stored by the first run
+    let missing = (0..resume_at).filter(|i| !stored_first.contains(i)).count();
+    assert_eq!(missing, 0, "acknowledged before the kill but not stored");
+    // the resumed run sent exactly the lines after the checkpoint, each once, in order
+    let resent: Vec<u64> = second.iter().map(|s| number(s)).collect();
+    let want: Vec<u64> = (resume_at..u64::from(total)).collect();
     assert!(
-        replayed < 2_000,
-        "resumed near where it stopped, not from the start ({replayed} sent again)"
+        resent == want,
+        "the resumed run sent {} lines, {:?} to {:?}; expected the {} from {resume_at}",
+        resent.len(),
+        resent.first(),
+        resent.last(),
+        want.len()
     );
+    // and the only ones already there were those the first run stored after its checkpoint
+    let conflicts: HashSet<u64> = second
+        .iter()
+        .filter(|s| s.status == 409)
+        .map(|s| number(s))
+        .collect();
+    let expected: HashSet<u64> = stored_first
+        .iter()
+        .copied()
+        .filter(|&i| i >= resume_at)
+        .collect();
+    assert_eq!(conflicts, expected);
+    // every line stored, exactly once, none missing
+    let stored: HashSet<String> = fake
+        .docs
+        .lock()
+        .unwrap()
+        .values()
+        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()["message"].to_string())
+        .collect();
+    assert_eq!(fake.count(), total as usize, "every line stored once");
+    let want: HashSet<String> = text
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::Value::from(l).to_string())
+        .collect();
+    assert_eq!(stored, want);
 
     let out = cmd(&["status", "--json"], &cfg);
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -1,20 +1,17 @@
 //! The delivery engine against an in-process fake Elasticsearch that misbehaves the way
 //! proxies and broken servers do: a body limit answered with 413 (nginx's
 //! `client_max_body_size`), and answers hundreds of MB long. Every test ends in exact counts.
-//!
-//! The fake is a small blocking HTTP/1.1 server of its own (it must see each request's size
-//! and stream endless answers, which `common::fake_es` does not do); it should move to the
-//! shared test HTTP helper when there is one.
+//! The fake is `common::fake_es` with a body limit and endless answers from `common::http_fake`.
 
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::fake_es::{EsOptions, FakeEs};
+use common::http_fake::{Answer, Request};
 use common::{Harness, append};
 use epost_shipper::sink::http::{AnswerError, MAX_ANSWER_BYTES};
 use epost_shipper::sink::{Sink, SinkError};
@@ -31,169 +28,42 @@ enum Huge {
 /// (it reads at most MAX_ANSWER_BYTES) without costing a shared test machine 600 MB.
 const HUGE_BYTES: u64 = 96 << 20;
 
-type HugePolicy = Box<dyn Fn(&str, u64) -> Option<Huge> + Send + Sync>;
+/// (request, nth request from 0) → answer with an endless body instead
+type HugePolicy = Box<dyn Fn(&Request, u64) -> Option<Huge> + Send + Sync>;
 
 struct Fake {
-    url: String,
-    /// `_id` → `message` of every document stored
-    docs: Arc<Mutex<HashMap<String, String>>>,
-    state: Arc<State>,
-}
-
-struct State {
-    body_limit: usize,
-    /// (request line, nth request) → answer with an endless body instead
-    huge: HugePolicy,
-    requests: AtomicU64,
-    too_large: AtomicU64,
-    duplicates: AtomicU64,
+    es: FakeEs,
     /// bytes written of endless answers before the client hung up
-    huge_written: AtomicU64,
+    huge_written: Arc<AtomicU64>,
 }
 
 impl Fake {
     fn start(body_limit: usize, huge: HugePolicy) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let docs = Arc::new(Mutex::new(HashMap::new()));
-        let state = Arc::new(State {
-            body_limit,
-            huge,
-            requests: AtomicU64::new(0),
-            too_large: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            huge_written: AtomicU64::new(0),
+        let huge_written = Arc::new(AtomicU64::new(0));
+        let w = huge_written.clone();
+        let es = FakeEs::start_opts(EsOptions {
+            body_limit: Some(body_limit),
+            answer: Some(Box::new(move |r| {
+                let h = huge(r, r.n - 1)?;
+                let declared = (h == Huge::Declared).then_some(600 << 20);
+                Some(Answer::endless(declared, HUGE_BYTES, w.clone()))
+            })),
+            ..EsOptions::default()
         });
-        let (d, s) = (docs.clone(), state.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (d, s) = (d.clone(), s.clone());
-                std::thread::spawn(move || serve(conn, &d, &s));
-            }
-        });
-        Fake { url, docs, state }
+        Fake { es, huge_written }
     }
 
     fn count(&self) -> usize {
-        self.docs.lock().unwrap().len()
+        self.es.count()
     }
-}
 
-fn serve(conn: TcpStream, docs: &Mutex<HashMap<String, String>>, s: &State) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut out = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end().to_ascii_lowercase();
-            if h.is_empty() {
-                break;
-            }
-            if let Some(v) = h.strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        // The whole body is read before answering, even a 413: the client then always sees
-        // the answer (a server closing mid-upload gives a reset instead, a transport error).
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let n = s.requests.fetch_add(1, Relaxed);
-        let line = line.trim_end().to_string();
-        if let Some(h) = (s.huge)(&line, n) {
-            endless(&mut out, h, s);
-            return;
-        }
-        let (status, answer) = if line.starts_with("POST /_bulk") {
-            if body.len() > s.body_limit {
-                s.too_large.fetch_add(1, Relaxed);
-                (
-                    "413 Request Entity Too Large",
-                    "<html><body>413 Request Entity Too Large</body></html>".to_string(),
-                )
-            } else {
-                ("200 OK", bulk(&body, docs, s))
-            }
-        } else {
-            (
-                "200 OK",
-                r#"{"version":{"number":"8.19.0","distribution":"elasticsearch"}}"#.to_string(),
-            )
-        };
-        let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            answer.len()
-        );
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
+    fn duplicates(&self) -> u64 {
+        self.es.conflicts.load(Relaxed)
     }
-}
 
-/// Stores each `create` pair by `_id` (409 for one already there, as ES does).
-fn bulk(body: &[u8], docs: &Mutex<HashMap<String, String>>, s: &State) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut lines = text.lines();
-    let mut items = Vec::new();
-    let mut errors = false;
-    while let (Some(action), Some(doc)) = (lines.next(), lines.next()) {
-        let action: Value = serde_json::from_str(action).unwrap();
-        let doc: Value = serde_json::from_str(doc).unwrap();
-        let id = action["create"]["_id"].as_str().unwrap().to_string();
-        let message = doc["message"].as_str().unwrap().to_string();
-        match docs.lock().unwrap().entry(id) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                s.duplicates.fetch_add(1, Relaxed);
-                errors = true;
-                items.push(r#"{"create":{"status":409}}"#);
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(message);
-                items.push(r#"{"create":{"status":201}}"#);
-            }
-        }
-    }
-    format!(r#"{{"errors":{errors},"items":[{}]}}"#, items.join(","))
-}
-
-/// An answer that does not end (up to HUGE_BYTES): counts what it got to write.
-fn endless(out: &mut TcpStream, h: Huge, s: &State) {
-    let head = match h {
-        Huge::Declared => {
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 629145600\r\n\r\n".to_string()
-        }
-        Huge::Chunked => {
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
-                .to_string()
-        }
-    };
-    if out.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    let block = vec![b' '; 64 << 10];
-    let mut written = 0u64;
-    while written < HUGE_BYTES {
-        let ok = match h {
-            Huge::Declared => out.write_all(&block),
-            Huge::Chunked => out
-                .write_all(format!("{:x}\r\n", block.len()).as_bytes())
-                .and_then(|()| out.write_all(&block))
-                .and_then(|()| out.write_all(b"\r\n")),
-        };
-        if ok.is_err() {
-            break;
-        }
-        written += block.len() as u64;
-        s.huge_written.fetch_add(block.len() as u64, Relaxed);
+    /// every request, 413s included
+    fn requests(&self) -> u64 {
+        self.es.http.count()
     }
 }
 
@@ -251,7 +121,7 @@ fn es_413_splits_and_dead_letters_only_what_cannot_pass() {
         ));
     }
     append(&p, &text);
-    let run = h.start(h.config_sinks("", "", &es_sink(&fake.url)));
+    let run = h.start(h.config_sinks("", "", &es_sink(&fake.es.url)));
     settle(&h, &fake, n as usize, 60);
     run.stop();
 
@@ -262,11 +132,11 @@ fn es_413_splits_and_dead_letters_only_what_cannot_pass() {
         .map(|(i, l)| (l.to_string(), big(i as u32)))
         .collect();
     let dead = dead_letters(&h);
-    let stored: Vec<String> = fake.docs.lock().unwrap().values().cloned().collect();
+    let stored: Vec<String> = fake.es.messages();
     let oversized = (0..n).filter(|&i| big(i)).count();
     assert_eq!(dead.len(), oversized, "exactly the oversized documents");
     assert_eq!(stored.len(), n as usize - oversized, "every other document");
-    assert_eq!(fake.state.duplicates.load(Relaxed), 0, "nothing sent twice");
+    assert_eq!(fake.duplicates(), 0, "nothing sent twice");
     for m in &stored {
         assert_eq!(sent.get(m), Some(&false), "stored as sent: {m:.80}");
     }
@@ -278,7 +148,7 @@ fn es_413_splits_and_dead_letters_only_what_cannot_pass() {
         let reason = d["reason"].as_str().unwrap();
         assert!(reason.starts_with("HTTP 413: too large"), "{reason}");
     }
-    assert!(fake.state.too_large.load(Relaxed) > 0);
+    assert!(fake.es.http.too_large() > 0);
     let cp = h.checkpoint();
     assert_eq!(
         cp["sinks"]["elasticsearch-1"]["dead_lettered"],
@@ -310,11 +180,11 @@ fn check_reads_at_most_max_answer_bytes() {
         for loki in [false, true] {
             let fake = Fake::start(usize::MAX, Box::new(move |_, _| Some(huge)));
             let toml = if loki {
-                format!("[[sink]]\ntype = \"loki\"\nurl = \"{}\"\n", fake.url)
+                format!("[[sink]]\ntype = \"loki\"\nurl = \"{}\"\n", fake.es.url)
             } else {
-                es_sink(&fake.url)
+                es_sink(&fake.es.url)
             };
-            let e = probe_error(&fake.url, &toml);
+            let e = probe_error(&fake.es.url, &toml);
             assert!(
                 matches!(
                     e,
@@ -329,12 +199,12 @@ fn check_reads_at_most_max_answer_bytes() {
             );
             // the fake stops once the client hangs up and the socket buffers are full
             std::thread::sleep(Duration::from_millis(300));
-            let written = fake.state.huge_written.load(Relaxed);
+            let written = fake.huge_written.load(Relaxed);
             assert!(
                 written < 3 * MAX_ANSWER_BYTES as u64 + (8 << 20),
                 "{huge:?} loki={loki}: {written} bytes written"
             );
-            assert_eq!(fake.state.requests.load(Relaxed), 1, "{huge:?} loki={loki}");
+            assert_eq!(fake.requests(), 1, "{huge:?} loki={loki}");
         }
     }
 }
@@ -346,10 +216,10 @@ fn check_reads_at_most_max_answer_bytes() {
 fn an_endless_bulk_answer_is_cut_off_and_split() {
     let fake = Fake::start(
         usize::MAX,
-        Box::new(|line, _| {
+        Box::new(|r, _| {
             static FIRST: std::sync::Once = std::sync::Once::new();
             let mut huge = None;
-            if line.starts_with("POST /_bulk") {
+            if r.method == "POST" && r.path.starts_with("/_bulk") {
                 FIRST.call_once(|| huge = Some(Huge::Chunked));
             }
             huge
@@ -359,18 +229,18 @@ fn an_endless_bulk_answer_is_cut_off_and_split() {
     let p = h.log("inlog", "MAILSV01", "171130.log");
     let text: String = (0..300).map(|i| line(i, 0)).collect();
     append(&p, &text);
-    let run = h.start(h.config_sinks("", "", &es_sink(&fake.url)));
+    let run = h.start(h.config_sinks("", "", &es_sink(&fake.es.url)));
     settle(&h, &fake, 300, 60);
     run.stop();
     assert_eq!(fake.count(), 300);
-    assert_eq!(fake.state.duplicates.load(Relaxed), 0);
+    assert_eq!(fake.duplicates(), 0);
     assert!(dead_letters(&h).is_empty());
-    let written = fake.state.huge_written.load(Relaxed);
+    let written = fake.huge_written.load(Relaxed);
     let allowance = epost_shipper::sink::elasticsearch::answer_limit(300) as u64;
     assert!(
         written > 0 && written < 3 * allowance + (8 << 20),
         "{written} bytes written of the endless answer"
     );
     // the cut-off request was sent again in two halves: template, bulk, bulk, bulk
-    assert!(fake.state.requests.load(Relaxed) >= 4);
+    assert!(fake.requests() >= 4);
 }

@@ -965,22 +965,15 @@ fn example_config_loads_and_builds_the_sink() {
 
 #[test]
 fn fake_over_tls_with_custom_ca_and_client_certificate() {
-    let pki = fake_loki::Pki::new();
-    let fake = FakeLoki::start_tls(Rules::default(), pki.server_mtls());
+    let pki = common::pki::Pki::new();
+    let fake = FakeLoki::start_tls(Rules::default(), pki.server(b"http/1.1", true));
     let h = Harness::new();
-    let d = h.dir.path();
-    for (name, pem) in [
-        ("ca.pem", &pki.ca_pem),
-        ("client.pem", &pki.client_cert_pem),
-        ("client-key.pem", &pki.client_key_pem),
-    ] {
-        std::fs::write(d.join(name), pem).unwrap();
-    }
-    let ca = format!("tls.ca_file = '{}'", d.join("ca.pem").display());
+    let files = pki.write(h.dir.path());
+    let ca = format!("tls.ca_file = '{}'", files.ca.display());
     let client = format!(
         "tls.cert_file = '{}'\ntls.key_file = '{}'",
-        d.join("client.pem").display(),
-        d.join("client-key.pem").display()
+        files.client_cert.display(),
+        files.client_key.display()
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

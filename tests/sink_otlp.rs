@@ -23,11 +23,12 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use common::{Harness, append};
 use epost_shipper::config::Config;
 use epost_shipper::pipeline::Summary;
 use epost_shipper::tail::Plan;
-use fake_otlp::{Fake, Pki, Proto, Reply};
+use fake_otlp::{Fake, Proto, Reply};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use serde_json::{Value, json};
 use tonic::Code;
@@ -536,15 +537,12 @@ fn http_headers_auth_and_gzip() {
 }
 
 fn write_pki(h: &Harness, pki: &Pki) -> String {
-    let d = h.dir.path();
-    std::fs::write(d.join("ca.pem"), &pki.ca_pem).unwrap();
-    std::fs::write(d.join("client.pem"), &pki.client_cert_pem).unwrap();
-    std::fs::write(d.join("client.key"), &pki.client_key_pem).unwrap();
+    let f = pki.write(h.dir.path());
     format!(
         "tls.ca_file = '{}'\ntls.cert_file = '{}'\ntls.key_file = '{}'",
-        d.join("ca.pem").display(),
-        d.join("client.pem").display(),
-        d.join("client.key").display()
+        f.ca.display(),
+        f.client_cert.display(),
+        f.client_key.display()
     )
 }
 
@@ -552,7 +550,11 @@ fn write_pki(h: &Harness, pki: &Pki) -> String {
 /// certificate, `check`'s probe fails and says why.
 fn mutual_tls(p: Proto) {
     let pki = Pki::new();
-    let fake = Fake::start(p, Box::new(|_, _| Reply::Ok), Some(pki.server(p, true)));
+    let fake = Fake::start(
+        p,
+        Box::new(|_, _| Reply::Ok),
+        Some(fake_otlp::tls(&pki, p, true)),
+    );
     let h = Harness::new();
     let total = write_inlogs(&h, 1, 50, &[]);
     let tls = write_pki(&h, &pki);
@@ -581,7 +583,11 @@ fn http_mutual_tls_with_private_ca() {
 /// `insecure_skip_verify` is the only way past an unknown certificate.
 fn insecure_only_by_opt_in(p: Proto) {
     let pki = Pki::new();
-    let fake = Fake::start(p, Box::new(|_, _| Reply::Ok), Some(pki.server(p, false)));
+    let fake = Fake::start(
+        p,
+        Box::new(|_, _| Reply::Ok),
+        Some(fake_otlp::tls(&pki, p, false)),
+    );
     let h = Harness::new();
     let e = probe(&h, p, &fake.endpoint(true), "").expect_err("unknown CA");
     assert!(e.to_lowercase().contains("certificate"), "{e}");

@@ -17,6 +17,14 @@ pub struct Seen {
     pub newest: bool,
 }
 
+/// A work folder that cannot be listed, as on every poll until it can: warned about once a
+/// minute with the count.
+fn list_failed(w: &Path, e: &std::io::Error) {
+    if let Some(repeated) = crate::warn_limit::check("discover.list", &w.to_string_lossy()) {
+        tracing::warn!(workdir = %w.display(), error = %e, repeated, "cannot list work folder");
+    }
+}
+
 /// Lists every log file of the wanted kinds under `workdirs`. Unreadable folders are
 /// reported and skipped: one bad share must not stop the others.
 pub fn scan(workdirs: &[PathBuf], kinds: &[Kind]) -> Vec<Seen> {
@@ -42,7 +50,7 @@ pub fn scan(workdirs: &[PathBuf], kinds: &[Kind]) -> Vec<Seen> {
                     }
                 }
             }
-            Err(e) => tracing::warn!(workdir = %w.display(), error = %e, "cannot list work folder"),
+            Err(e) => list_failed(w, &e),
         }
     }
     mark_newest(&mut out);
@@ -126,7 +134,7 @@ impl ScanCache {
         let mut files = Vec::new();
         for w in workdirs {
             if let Err(e) = self.walk(w, 0, full, &mut files) {
-                tracing::warn!(workdir = %w.display(), error = %e, "cannot list work folder");
+                list_failed(w, &e);
             }
         }
         let mut out = Vec::new();

@@ -400,8 +400,12 @@ pub fn apply(actions: Vec<Action>, dry_run: bool) -> Report {
                     Err(e) => Outcome::Failed(e),
                 },
             };
-            if let Outcome::Failed(e) = &outcome {
-                tracing::warn!(error = %e, "retention");
+            // one pass over a thousand files of a read-only share: one line, then a count
+            // (the report names every file)
+            if let Outcome::Failed(e) = &outcome
+                && let Some(repeated) = crate::warn_limit::check("retention.failed", "")
+            {
+                tracing::warn!(error = %e, repeated, "retention");
             }
             Entry { action, outcome }
         })

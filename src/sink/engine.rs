@@ -25,6 +25,7 @@ use super::http::{AnswerError, redact_text};
 use super::{Delivered, SinkError};
 use crate::batch::Segment;
 use crate::metrics::SinkStats;
+use crate::warn_limit;
 
 /// A server's retry delay is honoured up to this long.
 pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(300);
@@ -112,6 +113,21 @@ impl Outcome {
     }
 
     /// What logs and the dead-letter file say of it.
+    /// What kind of fault, for telling repeated warnings apart: a retry storm of 503s is
+    /// one warning, connection errors another.
+    pub fn class(&self) -> String {
+        match self {
+            Outcome::Delivered => "delivered".into(),
+            Outcome::Transport(_) => "transport".into(),
+            Outcome::Unreadable(_) => "unreadable answer".into(),
+            Outcome::Status { code, .. } => code.to_string(),
+            Outcome::Auth { code, .. } => format!("auth {code}"),
+            Outcome::TooLarge { .. } => "too large".into(),
+            Outcome::PartlyRefused { .. } => "partly refused".into(),
+            Outcome::Unattributed { .. } => "unattributed".into(),
+        }
+    }
+
     pub fn reason(&self) -> String {
         match self {
             Outcome::Delivered => "delivered".into(),
@@ -302,10 +318,14 @@ impl<'a> Retry<'a> {
         }
     }
 
-    pub async fn wait(&mut self, why: &str, after: Option<Duration>, records: usize) {
+    /// Counts the retry, logs it (limited per sink and `class` of fault: the first, then one
+    /// line a minute with the count of those left out), and sleeps the delay.
+    pub async fn wait(&mut self, class: &str, why: &str, after: Option<Duration>, records: usize) {
         self.stats.retries.fetch_add(1, Relaxed);
         let d = delay(&mut self.backoff, after);
-        tracing::warn!(sink = %self.sink, error = %redact_text(why), records, attempt = self.backoff.attempts(), retry_in = ?d, server_delay = after.is_some(), "delivery failed; will retry");
+        if let Some(repeated) = warn_limit::check("sink.retry", &format!("{} {class}", self.sink)) {
+            tracing::warn!(sink = %self.sink, error = %redact_text(why), records, attempt = self.backoff.attempts(), retry_in = ?d, server_delay = after.is_some(), repeated, "delivery failed; will retry");
+        }
         tokio::time::sleep(d).await;
     }
 
@@ -332,7 +352,9 @@ where
             Ok(()) => return,
             Err(e) => {
                 stats.failed_requests.fetch_add(1, Relaxed);
-                retry.wait(&e.to_string(), None, records as usize).await;
+                retry
+                    .wait("write", &e.to_string(), None, records as usize)
+                    .await;
             }
         }
     }
@@ -422,7 +444,7 @@ impl Engine {
                     if let Some(why) = wait
                         && !again.is_empty()
                     {
-                        retry.wait(&why, None, again.len()).await;
+                        retry.wait("items", &why, None, again.len()).await;
                     }
                     work.push(again);
                 }
@@ -434,7 +456,9 @@ impl Engine {
                 }
                 o if o.retryable() => {
                     stats.failed_requests.fetch_add(1, Relaxed);
-                    retry.wait(&o.reason(), o.after(), set.len()).await;
+                    retry
+                        .wait(&o.class(), &o.reason(), o.after(), set.len())
+                        .await;
                     work.push(set);
                 }
                 o => {
@@ -491,11 +515,13 @@ impl Engine {
                         "cannot write the dead-letter file `{}`: {e}",
                         self.dead.path().display()
                     );
-                    retry.wait(&why, None, r.count).await;
+                    retry.wait("dead-letter", &why, None, r.count).await;
                 }
             }
         }
-        tracing::warn!(sink = %self.name, records = r.count, reason = %redact_text(&r.first_reason), file = %self.dead.path().display(), "records refused; written to the dead-letter file (the first one's reason shown)");
+        if let Some(repeated) = warn_limit::check("sink.refused", &self.name) {
+            tracing::warn!(sink = %self.name, records = r.count, reason = %redact_text(&r.first_reason), file = %self.dead.path().display(), repeated, "records refused; written to the dead-letter file (the first one's reason shown)");
+        }
     }
 }
 

@@ -155,6 +155,18 @@ fn deadline_after(d: Duration) -> tokio::time::Instant {
         .unwrap_or(now)
 }
 
+/// The sink's setup (`start`), retried with backoff until it succeeds.
+async fn start_until_ok(sink: &Sink) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    while let Err(e) = sink.start().await {
+        let d = backoff.next_delay();
+        if let Some(repeated) = crate::warn_limit::check("sink.setup", &sink.name) {
+            tracing::warn!(sink = %sink.name, error = %http::redact_text(&e.to_string()), retry_in = ?d, repeated, "sink setup failed; will retry");
+        }
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// Receives segments, groups them into batches by the sink's policy (events, bytes, time),
 /// keeps up to `max_in_flight` deliveries going (each retries inside, through the engine,
 /// until every record is stored or dead-lettered), and acknowledges every segment once
@@ -169,12 +181,7 @@ pub async fn run(
 ) {
     let sink = Arc::new(sink);
     let policy = sink.policy;
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    while let Err(e) = sink.start().await {
-        let d = backoff.next_delay();
-        tracing::warn!(sink = %sink.name, error = %http::redact_text(&e.to_string()), retry_in = ?d, "sink setup failed; will retry");
-        tokio::time::sleep(d).await;
-    }
+    start_until_ok(&sink).await;
     let slots = Arc::new(Semaphore::new(policy.max_in_flight));
     let mut deliveries = tokio::task::JoinSet::new();
     let mut closed = false;

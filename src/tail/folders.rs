@@ -135,7 +135,10 @@ impl Tailer {
             .map(|(p, _)| p.clone())
             .collect();
         for p in replaced {
-            tracing::warn!(path = %p.display(), "file was replaced under the same name; reading the new one from the start");
+            if let Some(repeated) = crate::warn_limit::check("tail.replaced", &p.to_string_lossy())
+            {
+                tracing::warn!(path = %p.display(), repeated, "file was replaced under the same name; reading the new one from the start");
+            }
             self.restart(&p);
         }
     }

@@ -33,7 +33,11 @@ impl Tailer {
                 Ok(true) => {}
                 _ => {
                     drop(file);
-                    tracing::warn!(path = %path.display(), "file changed under the same name; reading the new one from the start");
+                    if let Some(repeated) =
+                        crate::warn_limit::check("tail.changed", &path.to_string_lossy())
+                    {
+                        tracing::warn!(path = %path.display(), repeated, "file changed under the same name; reading the new one from the start");
+                    }
                     self.restart(path);
                     return false;
                 }
@@ -49,13 +53,19 @@ impl Tailer {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot read the first line of log file; will retry");
+                    if let Some(repeated) =
+                        crate::warn_limit::check("tail.first_line", &path.to_string_lossy())
+                    {
+                        tracing::warn!(path = %path.display(), error = %e, repeated, "cannot read the first line of log file; will retry");
+                    }
                     return false;
                 }
             }
         }
         if let Err(e) = file.seek(SeekFrom::Start(t.pos)) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot seek in log file; will retry");
+            if let Some(repeated) = crate::warn_limit::check("tail.seek", &path.to_string_lossy()) {
+                tracing::warn!(path = %path.display(), error = %e, repeated, "cannot seek in log file; will retry");
+            }
             return false;
         }
         match same_file::Handle::from_file(file) {
@@ -65,7 +75,11 @@ impl Tailer {
                 true
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot identify log file; will retry");
+                if let Some(repeated) =
+                    crate::warn_limit::check("tail.identify", &path.to_string_lossy())
+                {
+                    tracing::warn!(path = %path.display(), error = %e, repeated, "cannot identify log file; will retry");
+                }
                 false
             }
         }

@@ -314,8 +314,13 @@ impl Tailer {
             return;
         };
         let times = t.failing.map_or(0, |f| f.times).saturating_add(1);
-        if times == 1 {
-            tracing::warn!(path = %path.display(), error = %e, "cannot {what} log file; retrying with a growing delay (no further warning for this file)");
+        // once a spell of failures, and a file that keeps coming back and failing again at
+        // most once a minute
+        if times == 1
+            && let Some(repeated) =
+                crate::warn_limit::check("tail.unreadable", &path.to_string_lossy())
+        {
+            tracing::warn!(path = %path.display(), error = %e, repeated, "cannot {what} log file; retrying with a growing delay (no further warning for this file until it is read again)");
         }
         let now = Instant::now();
         t.failing = Some(Failing {
@@ -374,7 +379,11 @@ impl Tailer {
         let t = self.files.get_mut(path).expect("present");
         let lines_waiting = memchr::memchr(b'\n', &t.carry).is_some();
         if size < t.pos {
-            tracing::warn!(path = %path.display(), size, offset = t.pos, "file was truncated; reading it again from the start");
+            if let Some(repeated) =
+                crate::warn_limit::check("tail.truncated", &path.to_string_lossy())
+            {
+                tracing::warn!(path = %path.display(), size, offset = t.pos, repeated, "file was truncated; reading it again from the start");
+            }
             self.restart(path);
             return true;
         }

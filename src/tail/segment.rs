@@ -132,6 +132,8 @@ pub(super) fn recovered(
     to: u64,
 ) {
     seg.rollback();
-    tracing::error!(path = %path.display(), offset = from, bytes = to.saturating_sub(from), "the parser failed on these bytes (a bug; please report it): shipped as a parse_error record without their text; the file goes on");
+    if let Some(repeated) = crate::warn_limit::check("tail.parser", &path.to_string_lossy()) {
+        tracing::error!(path = %path.display(), offset = from, bytes = to.saturating_sub(from), repeated, "the parser failed on these bytes (a bug; please report it): shipped as a parse_error record without their text; the file goes on");
+    }
     parser.recover(from, to.saturating_sub(from), &mut |r| seg.emit(r));
 }

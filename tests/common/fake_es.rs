@@ -1,19 +1,21 @@
 //! An in-process Elasticsearch `_bulk` endpoint with fault injection: whole-request errors,
-//! per-item errors, dropped connections and slow answers. It stores documents by `_id` like
-//! the real thing (`create` answers 409 for an existing id), and it also keeps every item the
-//! shipper SENT (`sent`), with its answer: an index that drops re-sent ids by itself cannot
-//! show a re-send, the list of items sent can.
+//! per-item errors, dropped connections, slow or endless answers and a proxy's body limit.
+//! It stores documents by `_id` like the real thing (`create` answers 409 for an existing
+//! id), and it also keeps every item the shipper SENT (`sent`), with its answer: an index
+//! that drops re-sent ids by itself cannot show a re-send, the list of items sent can.
 //!
 //! `FakeEs::proxy(upstream)` puts the same recorder in front of a real server: every request
 //! is forwarded, and the items of each `_bulk` are kept with the server's answer.
+//!
+//! A handler of `common::http_fake` (hyper), like every fake HTTP server of the tests.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::http_fake::{Answer, HttpFake, Options, Request};
 
 /// What to do with one `_bulk` request.
 pub enum Whole {
@@ -30,6 +32,9 @@ pub enum Whole {
 pub type Policy = Box<dyn Fn(u64) -> Whole + Send + Sync>;
 /// Per item: `Some(status)` to refuse it (429, 503, 400...), `None` to process it.
 pub type ItemPolicy = Box<dyn Fn(&str, u64) -> Option<u16> + Send + Sync>;
+/// Before anything else, for any request: `Some(answer)` answers it so (nothing stored; the
+/// items of a `_bulk` are kept in `sent` with status 0).
+pub type Override = Box<dyn Fn(&Request) -> Option<Answer> + Send + Sync>;
 
 /// One item of a `_bulk` request as the shipper sent it, and what it was answered.
 #[derive(Clone, Debug)]
@@ -43,13 +48,35 @@ pub struct Sent {
     pub status: u16,
 }
 
+/// How `FakeEs::start_opts` behaves; `Default` is a well-behaved server.
+pub struct EsOptions {
+    pub whole: Policy,
+    pub item: ItemPolicy,
+    pub answer: Option<Override>,
+    /// a proxy's limit on request bodies (413 above it)
+    pub body_limit: Option<usize>,
+}
+
+impl Default for EsOptions {
+    fn default() -> EsOptions {
+        EsOptions {
+            whole: Box::new(|_| Whole::Items),
+            item: Box::new(|_, _| None),
+            answer: None,
+            body_limit: None,
+        }
+    }
+}
+
 pub struct FakeEs {
     pub url: String,
     pub docs: Arc<Mutex<HashMap<String, String>>>,
+    /// `_bulk` requests that reached the fake (not those refused for their size)
     pub requests: Arc<AtomicU64>,
     pub item_errors: Arc<AtomicU64>,
     pub conflicts: Arc<AtomicU64>,
     pub sent: Arc<Mutex<Vec<Sent>>>,
+    pub http: HttpFake,
 }
 
 struct Shared {
@@ -58,54 +85,57 @@ struct Shared {
     item_errors: Arc<AtomicU64>,
     conflicts: Arc<AtomicU64>,
     sent: Arc<Mutex<Vec<Sent>>>,
-    whole: Policy,
-    item: ItemPolicy,
+    opts: EsOptions,
     upstream: Option<String>,
 }
 
 impl FakeEs {
     pub fn start(whole: Policy, item: ItemPolicy) -> FakeEs {
-        Self::start_with(whole, item, None)
+        Self::start_opts(EsOptions {
+            whole,
+            item,
+            ..EsOptions::default()
+        })
+    }
+
+    pub fn start_opts(opts: EsOptions) -> FakeEs {
+        Self::start_with(opts, None)
     }
 
     /// A recorder in front of the real server at `upstream`.
     pub fn proxy(upstream: &str) -> FakeEs {
         Self::start_with(
-            Box::new(|_| Whole::Items),
-            Box::new(|_, _| None),
+            EsOptions::default(),
             Some(upstream.trim_end_matches('/').to_string()),
         )
     }
 
-    fn start_with(whole: Policy, item: ItemPolicy, upstream: Option<String>) -> FakeEs {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+    fn start_with(opts: EsOptions, upstream: Option<String>) -> FakeEs {
+        let http_opts = Options {
+            body_limit: opts.body_limit,
+            record: false,
+            ..Options::default()
+        };
         let shared = Arc::new(Shared {
             docs: Arc::new(Mutex::new(HashMap::new())),
             requests: Arc::new(AtomicU64::new(0)),
             item_errors: Arc::new(AtomicU64::new(0)),
             conflicts: Arc::new(AtomicU64::new(0)),
             sent: Arc::new(Mutex::new(Vec::new())),
-            whole,
-            item,
+            opts,
             upstream,
         });
-        let fake = FakeEs {
-            url,
+        let st = shared.clone();
+        let http = HttpFake::start_with(http_opts, move |r| serve(r, &st));
+        FakeEs {
+            url: http.url.clone(),
             docs: shared.docs.clone(),
             requests: shared.requests.clone(),
             item_errors: shared.item_errors.clone(),
             conflicts: shared.conflicts.clone(),
             sent: shared.sent.clone(),
-        };
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let shared = shared.clone();
-                std::thread::spawn(move || serve(conn, &shared));
-            }
-        });
-        fake
+            http,
+        }
     }
 
     pub fn count(&self) -> usize {
@@ -121,92 +151,59 @@ impl FakeEs {
     pub fn sent_with(&self, status: u16) -> usize {
         self.sent().iter().filter(|s| s.status == status).count()
     }
+
+    /// The `message` of every document stored.
+    pub fn messages(&self) -> Vec<String> {
+        self.docs
+            .lock()
+            .unwrap()
+            .values()
+            .map(|d| {
+                let v: serde_json::Value = serde_json::from_str(d).unwrap();
+                v["message"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
 }
 
-fn serve(conn: TcpStream, st: &Shared) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut out = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+fn serve(r: &Request, st: &Shared) -> Answer {
+    let Ok(body) = r.decoded() else {
+        return Answer::json(400, "{\"error\":\"bad gzip\"}");
+    };
+    let is_bulk = r.path.starts_with("/_bulk");
+    let n = is_bulk.then(|| st.requests.fetch_add(1, Ordering::SeqCst) + 1);
+    if let Some(a) = st.opts.answer.as_ref().and_then(|f| f(r)) {
+        if let Some(n) = n {
+            record_refused(&body, n, st);
         }
-        let method = line.split(' ').next().unwrap_or("").to_string();
-        let path = line.split(' ').nth(1).unwrap_or("").to_string();
-        let mut len = 0usize;
-        let mut gzip = false;
-        let mut content_type = String::from("application/json");
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let lower = h.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            if lower.starts_with("content-encoding:") && lower.contains("gzip") {
-                gzip = true;
-            }
-            if let Some(v) = lower.strip_prefix("content-type:") {
-                content_type = v.trim().to_string();
-            }
+        return a;
+    }
+    if let Some(up) = &st.upstream {
+        let ctype = r.header("content-type").unwrap_or("application/json");
+        let (status, reply) = forward(up, &r.method, &r.path, ctype, body.to_vec());
+        if let Some(n) = n {
+            record_answer(&body, n, status, &reply, st);
         }
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if gzip {
-            let mut d = flate2::read::GzDecoder::new(&body[..]);
-            let mut plain = Vec::new();
-            d.read_to_end(&mut plain).unwrap();
-            body = plain;
-        }
-        let (status, reply) = if let Some(up) = &st.upstream {
-            let n = path
-                .starts_with("/_bulk")
-                .then(|| st.requests.fetch_add(1, Ordering::SeqCst) + 1);
-            let (status, reply) = forward(up, &method, &path, &content_type, body.clone());
-            if let Some(n) = n {
-                record_answer(&body, n, status, &reply, st);
-            }
-            (status, reply)
-        } else if path.starts_with("/_bulk") {
-            let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
-            match (st.whole)(n) {
-                Whole::Drop => {
-                    record_refused(&body, n, st);
-                    return;
-                }
-                Whole::Status(s) => {
-                    record_refused(&body, n, st);
-                    (s, format!("{{\"error\":\"injected {s}\"}}"))
-                }
-                Whole::Items => (200, bulk(&body, n, st)),
-                Whole::Slow(d) => {
-                    std::thread::sleep(d);
-                    (200, bulk(&body, n, st))
-                }
-            }
-        } else if path.starts_with("/_index_template") {
-            (200, "{\"acknowledged\":true}".to_string())
+        return Answer::json(status, reply);
+    }
+    let Some(n) = n else {
+        return if r.path.starts_with("/_index_template") {
+            Answer::json(200, "{\"acknowledged\":true}")
         } else {
-            (
-                200,
-                "{\"version\":{\"number\":\"8.99.0-fake\"}}".to_string(),
-            )
+            Answer::json(200, "{\"version\":{\"number\":\"8.99.0-fake\"}}")
         };
-        let head = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            reply.len()
-        );
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(reply.as_bytes()).is_err() {
-            return;
+    };
+    match (st.opts.whole)(n) {
+        Whole::Drop => {
+            record_refused(&body, n, st);
+            Answer::close()
         }
+        Whole::Status(s) => {
+            record_refused(&body, n, st);
+            Answer::json(s, format!("{{\"error\":\"injected {s}\"}}"))
+        }
+        Whole::Items => Answer::json(200, bulk(&body, n, st)),
+        Whole::Slow(d) => Answer::json(200, bulk(&body, n, st)).delay(d),
     }
 }
 
@@ -283,7 +280,7 @@ fn bulk(body: &[u8], request: u64, st: &Shared) -> String {
     let mut items_out = Vec::new();
     let mut errors = false;
     for (id, doc) in items(body) {
-        let status = match (st.item)(&id, request) {
+        let status = match (st.opts.item)(&id, request) {
             Some(s) => {
                 st.item_errors.fetch_add(1, Ordering::SeqCst);
                 s

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod fake_es;
+pub mod http_fake;
+pub mod pki;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -13,13 +13,14 @@
 //! as Loki does. Whole-request faults (statuses, dropped connections before or after storing)
 //! come from `fault`, numbered over the pushes that carry entries (the sink's empty start-up
 //! push is answered without faults). Protobuf + snappy and JSON (+ gzip) bodies are both read.
+//! A handler of `common::http_fake` (hyper), like every fake HTTP server of the tests.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crate::common::http_fake::{Answer, HttpFake, Options, Request};
 
 use epost_shipper::sink::loki::encode::parse_labels;
 use epost_shipper::sink::loki::proto;
@@ -81,6 +82,7 @@ pub struct State {
 pub struct FakeLoki {
     pub url: String,
     pub state: Arc<State>,
+    http: HttpFake,
 }
 
 impl FakeLoki {
@@ -94,28 +96,19 @@ impl FakeLoki {
     }
 
     fn start_with(rules: Rules, tls: Option<Arc<rustls::ServerConfig>>) -> FakeLoki {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let state = Arc::new(State::default());
-        let rules = Arc::new(rules);
         let st = state.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let (st, rules, tls) = (st.clone(), rules.clone(), tls.clone());
-                std::thread::spawn(move || match tls {
-                    None => serve(conn, &st, &rules),
-                    Some(cfg) => {
-                        let Ok(server) = rustls::ServerConnection::new(cfg) else {
-                            return;
-                        };
-                        serve(rustls::StreamOwned::new(server, conn), &st, &rules)
-                    }
-                });
-            }
-        });
-        FakeLoki { url, state }
+        let opts = Options {
+            tls,
+            record: false,
+            ..Options::default()
+        };
+        let http = HttpFake::start_with(opts, move |r| serve(r, &st, &rules));
+        FakeLoki {
+            url: http.url.clone(),
+            state,
+            http,
+        }
     }
 
     /// Entries stored (after collapsing exact duplicates).
@@ -146,86 +139,43 @@ impl FakeLoki {
     }
 }
 
-fn serve<S: Read + Write>(conn: S, st: &State, rules: &Rules) {
-    let mut reader = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut it = line.split(' ');
-        let method = it.next().unwrap_or("").to_string();
-        let path = it.next().unwrap_or("").to_string();
-        let mut len = 0usize;
-        let mut hdr: HashMap<String, String> = HashMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                hdr.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        if let Some(v) = hdr.get("content-length") {
-            len = v.parse().unwrap_or(0);
-        }
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let (status, reply) = if method == "POST" && path.ends_with("/push") {
-            st.headers.lock().unwrap().push([
-                hdr.get("authorization").cloned(),
-                hdr.get("x-scope-orgid").cloned(),
-                hdr.get("content-type").cloned(),
-                hdr.get("content-encoding").cloned(),
-            ]);
-            match decode(&hdr, &body) {
-                Err(e) => (400, e),
-                // the sink's start-up check: answered, not counted, no faults
-                Ok(streams) if streams.iter().all(|s| s.1.is_empty()) => (204, String::new()),
-                Ok(streams) => {
-                    let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
-                    let fault = rules.fault.as_ref().map_or(Fault::None, |f| f(n));
-                    match fault {
-                        Fault::Drop => return,
-                        Fault::Status(s) => (s, format!("injected {s}")),
-                        Fault::None => push(st, rules, streams),
-                        Fault::DropAfterStore => {
-                            push(st, rules, streams);
-                            return;
-                        }
+fn serve(r: &Request, st: &State, rules: &Rules) -> Answer {
+    if r.method == "POST" && r.path.ends_with("/push") {
+        st.headers.lock().unwrap().push(
+            [
+                "authorization",
+                "x-scope-orgid",
+                "content-type",
+                "content-encoding",
+            ]
+            .map(|h| r.header(h).map(str::to_string)),
+        );
+        match decode(r) {
+            Err(e) => Answer::text(400, e),
+            // the sink's start-up check: answered, not counted, no faults
+            Ok(streams) if streams.iter().all(|s| s.1.is_empty()) => Answer::text(204, ""),
+            Ok(streams) => {
+                let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
+                match rules.fault.as_ref().map_or(Fault::None, |f| f(n)) {
+                    Fault::Drop => Answer::close(),
+                    Fault::Status(s) => Answer::text(s, format!("injected {s}")),
+                    Fault::None => {
+                        let (s, reply) = push(st, rules, streams);
+                        Answer::text(s, reply)
+                    }
+                    Fault::DropAfterStore => {
+                        push(st, rules, streams);
+                        Answer::close()
                     }
                 }
             }
-        } else if path.starts_with("/loki/api/v1/status/buildinfo") {
-            (200, "{\"version\":\"3.9.9-fake\"}".to_string())
-        } else if path.starts_with("/ready") {
-            (200, "ready".to_string())
-        } else {
-            (404, "404 page not found".to_string())
-        };
-        let status = if status == 200 && reply.is_empty() {
-            204
-        } else {
-            status
-        };
-        let head = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
-            reply.len()
-        );
-        let out = reader.get_mut();
-        if out.write_all(head.as_bytes()).is_err()
-            || out.write_all(reply.as_bytes()).is_err()
-            || out.flush().is_err()
-        {
-            return;
         }
+    } else if r.path.starts_with("/loki/api/v1/status/buildinfo") {
+        Answer::text(200, "{\"version\":\"3.9.9-fake\"}")
+    } else if r.path.starts_with("/ready") {
+        Answer::text(200, "ready")
+    } else {
+        Answer::text(404, "404 page not found")
     }
 }
 
@@ -234,23 +184,9 @@ type Streams = Vec<(
     Vec<(i64, String, BTreeMap<String, String>)>,
 )>;
 
-fn decode(hdr: &HashMap<String, String>, body: &[u8]) -> Result<Streams, String> {
-    let ctype = hdr.get("content-type").map_or("", String::as_str);
-    let mut body = body.to_vec();
-    if hdr
-        .get("content-encoding")
-        .is_some_and(|e| e.contains("gzip"))
-    {
-        let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut plain)
-            .map_err(|e| format!("gzip: {e}"))?;
-        body = plain;
-    }
-    if ctype.contains("protobuf") {
-        let raw = snap::raw::Decoder::new()
-            .decompress_vec(&body)
-            .map_err(|e| format!("snappy: {e}"))?;
+fn decode(r: &Request) -> Result<Streams, String> {
+    if r.header("content-type").unwrap_or("").contains("protobuf") {
+        let raw = r.unsnappy()?;
         let req = proto::PushRequest::decode(&raw[..]).map_err(|e| format!("protobuf: {e}"))?;
         Ok(req
             .streams
@@ -277,7 +213,7 @@ fn decode(hdr: &HashMap<String, String>, body: &[u8]) -> Result<Streams, String>
             .collect())
     } else {
         let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("json: {e}"))?;
+            serde_json::from_slice(&r.decoded()?).map_err(|e| format!("json: {e}"))?;
         let mut out = Vec::new();
         for s in v["streams"].as_array().ok_or("no streams")? {
             let labels: BTreeMap<String, String> = s["stream"]
@@ -404,71 +340,5 @@ fn push(st: &State, rules: &Rules, streams: Streams) -> (u16, String) {
         (204, String::new())
     } else {
         (400, errors.join("\n"))
-    }
-}
-
-/// A test CA, a server certificate for 127.0.0.1 and localhost, and a client certificate.
-pub struct Pki {
-    pub ca_pem: String,
-    pub server_cert_pem: String,
-    pub server_key_pem: String,
-    pub client_cert_pem: String,
-    pub client_key_pem: String,
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "fake Loki test CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let server_key = KeyPair::generate().unwrap();
-        let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap()
-            .signed_by(&server_key, &issuer)
-            .unwrap();
-        let client_key = KeyPair::generate().unwrap();
-        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
-        cp.distinguished_name
-            .push(DnType::CommonName, "epost-shipper");
-        let client = cp.signed_by(&client_key, &issuer).unwrap();
-        Pki {
-            ca_pem: ca_cert.pem(),
-            server_cert_pem: server.pem(),
-            server_key_pem: server_key.serialize_pem(),
-            client_cert_pem: client.pem(),
-            client_key_pem: client_key.serialize_pem(),
-        }
-    }
-
-    /// Server TLS that lets in only clients with a certificate of this CA.
-    pub fn server_mtls(&self) -> Arc<rustls::ServerConfig> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs = vec![CertificateDer::from_pem_slice(self.server_cert_pem.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap())
-            .unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .unwrap();
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(certs, key)
-            .unwrap();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(cfg)
     }
 }

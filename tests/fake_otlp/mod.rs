@@ -1,12 +1,11 @@
 //! An in-process OTLP logs server for fault tests, over gRPC (tonic with the reference
-//! `LogsService`) or HTTP/1.1 (written by hand, so that a reply can be anything, including a
-//! connection dropped mid-request). A `policy` decides the reply to each request; records of
+//! `LogsService`) or HTTP/1.1 (a handler of `common::http_fake`, whose answers can be
+//! anything, including a connection closed without one). A `policy` decides the reply to each request; records of
 //! a request are stored only when the reply says so, which is what makes exact counts
 //! possible. Optional TLS (rustls, ring) with a client-certificate check.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,8 +22,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+
+use crate::common::http_fake::{Answer, HttpFake, Options, Request};
+use crate::common::pki::Pki;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -119,12 +121,25 @@ pub struct Tls {
     pub server: Arc<rustls::ServerConfig>,
 }
 
+/// Server TLS of the one test PKI for `proto` (ALPN `h2` for gRPC).
+pub fn tls(pki: &Pki, proto: Proto, require_client_cert: bool) -> Tls {
+    let alpn: &[u8] = match proto {
+        Proto::Grpc => b"h2",
+        Proto::Http => b"http/1.1",
+    };
+    Tls {
+        server: pki.server(alpn, require_client_cert),
+    }
+}
+
 pub struct Fake {
     pub addr: SocketAddr,
     pub proto: Proto,
     pub state: Arc<Mutex<State>>,
     kills: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// the HTTP/1.1 server (`Proto::Http`)
+    http: Option<HttpFake>,
 }
 
 fn records_of(req: &ExportLogsServiceRequest) -> Vec<Stored> {
@@ -182,6 +197,35 @@ impl State {
 
 impl Fake {
     pub fn start(proto: Proto, policy: Policy, tls: Option<Tls>) -> Fake {
+        let state = Arc::new(Mutex::new(State {
+            requests: Vec::new(),
+            stored: Vec::new(),
+            policy,
+        }));
+        match proto {
+            Proto::Grpc => Self::start_grpc(state, tls),
+            Proto::Http => {
+                let st = state.clone();
+                let opts = Options {
+                    tls: tls.map(|t| t.server),
+                    record: false,
+                    ..Options::default()
+                };
+                let http = HttpFake::start_with(opts, move |r| serve_http(r, &st));
+                Fake {
+                    addr: http.addr,
+                    proto,
+                    state,
+                    kills: Arc::default(),
+                    runtime: None,
+                    http: Some(http),
+                }
+            }
+        }
+    }
+
+    /// tonic over connections that the fake can break (`Reply::Drop`).
+    fn start_grpc(state: Arc<Mutex<State>>, tls: Option<Tls>) -> Fake {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -189,24 +233,17 @@ impl Fake {
             .unwrap();
         let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State {
-            requests: Vec::new(),
-            stored: Vec::new(),
-            policy,
-        }));
         let kills: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.server));
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Conn, std::io::Error>>(16);
         {
             let kills = kills.clone();
-            let state = state.clone();
             runtime.spawn(async move {
                 loop {
                     let Ok((tcp, _)) = listener.accept().await else {
                         continue;
                     };
-                    let (acceptor, kills, tx, state) =
-                        (acceptor.clone(), kills.clone(), tx.clone(), state.clone());
+                    let (acceptor, kills, tx) = (acceptor.clone(), kills.clone(), tx.clone());
                     tokio::spawn(async move {
                         let io: Box<dyn Io> = match acceptor {
                             Some(a) => match a.accept(tcp).await {
@@ -218,34 +255,27 @@ impl Fake {
                         };
                         let killed = Arc::new(AtomicBool::new(false));
                         kills.lock().unwrap().push(killed.clone());
-                        let conn = Conn { io, killed };
-                        match proto {
-                            Proto::Grpc => {
-                                let _ = tx.send(Ok(conn)).await;
-                            }
-                            Proto::Http => serve_http(conn, state).await,
-                        }
+                        let _ = tx.send(Ok(Conn { io, killed })).await;
                     });
                 }
             });
         }
-        if proto == Proto::Grpc {
-            let svc = LogsServiceServer::new(Svc {
-                state: state.clone(),
-                kills: kills.clone(),
-            })
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-            runtime.spawn(
-                tonic::transport::Server::builder()
-                    .serve_with_incoming(svc, tokio_stream::wrappers::ReceiverStream::new(rx)),
-            );
-        }
+        let svc = LogsServiceServer::new(Svc {
+            state: state.clone(),
+            kills: kills.clone(),
+        })
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        runtime.spawn(
+            tonic::transport::Server::builder()
+                .serve_with_incoming(svc, tokio_stream::wrappers::ReceiverStream::new(rx)),
+        );
         Fake {
             addr,
-            proto,
+            proto: Proto::Grpc,
             state,
             kills,
             runtime: Some(runtime),
+            http: None,
         }
     }
 
@@ -397,195 +427,50 @@ impl tonic::transport::server::Connected for Conn {
     fn connect_info(&self) {}
 }
 
-/// HTTP/1.1 with keep-alive: `POST /v1/logs` with a `Content-Length` body.
-async fn serve_http(mut conn: Conn, state: Arc<Mutex<State>>) {
-    let mut buf = Vec::new();
-    loop {
-        // headers
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            match conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        buf.drain(..head_end);
-        let mut lines = head.split("\r\n");
-        let request_line = lines.next().unwrap_or("").to_string();
-        let mut headers = HashMap::new();
-        for l in lines {
-            if let Some((k, v)) = l.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
+fn protobuf(status: u16, body: impl Into<bytes::Bytes>) -> Answer {
+    Answer::new(status, body).header("content-type", "application/x-protobuf")
+}
+
+/// OTLP/HTTP: `POST /v1/logs`, the reply from the policy.
+fn serve_http(r: &Request, state: &Mutex<State>) -> Answer {
+    let Ok(body) = r.decoded() else {
+        return protobuf(400, "bad gzip");
+    };
+    if !(r.method == "POST" && r.path == "/v1/logs") {
+        return protobuf(404, "not found");
+    }
+    let Ok(req) = ExportLogsServiceRequest::decode(&body[..]) else {
+        return protobuf(400, "bad protobuf");
+    };
+    let reply = state.lock().unwrap().handle(&req, r.header_map());
+    match reply {
+        Reply::Ok => protobuf(200, ExportLogsServiceResponse::default().encode_to_vec()),
+        Reply::Partial { rejected, message } => {
+            let r = ExportLogsServiceResponse {
+                partial_success: Some(ExportLogsPartialSuccess {
+                    rejected_log_records: rejected,
+                    error_message: message,
+                }),
+            };
+            protobuf(200, r.encode_to_vec())
         }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < len {
-            let mut chunk = [0u8; 65536];
-            match conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let mut body: Vec<u8> = buf.drain(..len).collect();
-        if headers.get("content-encoding").map(String::as_str) == Some("gzip") {
-            let mut plain = Vec::new();
-            if flate2::read::GzDecoder::new(&body[..])
-                .read_to_end(&mut plain)
-                .is_err()
-            {
-                let _ = respond(&mut conn, 400, &[], b"bad gzip").await;
-                continue;
-            }
-            body = plain;
-        }
-        if !request_line.starts_with("POST /v1/logs ") {
-            let _ = respond(&mut conn, 404, &[], b"not found").await;
-            continue;
-        }
-        let Ok(req) = ExportLogsServiceRequest::decode(&body[..]) else {
-            let _ = respond(&mut conn, 400, &[], b"bad protobuf").await;
-            continue;
-        };
-        let reply = state.lock().unwrap().handle(&req, headers);
-        let ok = match reply {
-            Reply::Ok => {
-                respond(
-                    &mut conn,
-                    200,
-                    &[],
-                    &ExportLogsServiceResponse::default().encode_to_vec(),
-                )
-                .await
-            }
-            Reply::Partial { rejected, message } => {
-                let r = ExportLogsServiceResponse {
-                    partial_success: Some(ExportLogsPartialSuccess {
-                        rejected_log_records: rejected,
-                        error_message: message,
-                    }),
-                };
-                respond(&mut conn, 200, &[], &r.encode_to_vec()).await
-            }
-            Reply::Fail {
-                http,
+        Reply::Fail {
+            http,
+            message,
+            delay,
+            code,
+        } => {
+            let status = tonic_types::pb::Status {
+                code: code as i32,
                 message,
-                delay,
-                code,
-            } => {
-                let status = tonic_types::pb::Status {
-                    code: code as i32,
-                    message,
-                    details: vec![],
-                };
-                let extra = delay
-                    .map(|d| ("retry-after", d.as_secs_f64().ceil().to_string()))
-                    .into_iter()
-                    .collect::<Vec<_>>();
-                respond(&mut conn, http, &extra, &status.encode_to_vec()).await
+                details: vec![],
+            };
+            let a = protobuf(http, status.encode_to_vec());
+            match delay {
+                Some(d) => a.header("retry-after", d.as_secs_f64().ceil().to_string()),
+                None => a,
             }
-            Reply::Drop => return,
-        };
-        if ok.is_err() {
-            return;
         }
-    }
-}
-
-async fn respond(
-    conn: &mut Conn,
-    status: u16,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    conn.write_all(head.as_bytes()).await?;
-    conn.write_all(body).await?;
-    conn.flush().await
-}
-
-/// A test CA with a server certificate for `localhost` / 127.0.0.1 and a client certificate.
-pub struct Pki {
-    pub ca_pem: String,
-    pub server_cert_pem: String,
-    pub server_key_pem: String,
-    pub client_cert_pem: String,
-    pub client_key_pem: String,
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "epost-shipper test CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let server_key = KeyPair::generate().unwrap();
-        let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&server_key, &issuer)
-            .unwrap();
-        let client_key = KeyPair::generate().unwrap();
-        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
-        cp.distinguished_name.push(DnType::CommonName, "shipper");
-        let client = cp.signed_by(&client_key, &issuer).unwrap();
-        Pki {
-            ca_pem: ca_cert.pem(),
-            server_cert_pem: server.pem(),
-            server_key_pem: server_key.serialize_pem(),
-            client_cert_pem: client.pem(),
-            client_key_pem: client_key.serialize_pem(),
-        }
-    }
-
-    /// Server TLS; with `require_client_cert`, only clients with a certificate of this CA get in.
-    pub fn server(&self, proto: Proto, require_client_cert: bool) -> Tls {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs = vec![CertificateDer::from_pem_slice(self.server_cert_pem.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).unwrap();
-        let b = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let b = if require_client_cert {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap())
-                .unwrap();
-            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .unwrap();
-            b.with_client_cert_verifier(v)
-        } else {
-            b.with_no_client_auth()
-        };
-        let mut cfg = b.with_single_cert(certs, key).unwrap();
-        cfg.alpn_protocols = match proto {
-            Proto::Grpc => vec![b"h2".to_vec()],
-            Proto::Http => vec![b"http/1.1".to_vec()],
-        };
-        Tls {
-            server: Arc::new(cfg),
-        }
+        Reply::Drop => Answer::close(),
     }
 }

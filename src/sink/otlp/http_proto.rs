@@ -82,7 +82,9 @@ impl Http {
             // The status says the data was taken; an unreadable body does not undo that
             // (sending it again would store it twice: OTLP writes are not idempotent).
             Err(e) if status.is_success() => {
-                tracing::warn!(url = %self.url, error = %e, "unreadable export response body; counting the request as accepted");
+                if let Some(repeated) = crate::warn_limit::check("otlp.unreadable", &self.url) {
+                    tracing::warn!(url = %self.url, error = %e, repeated, "unreadable export response body; counting the request as accepted");
+                }
                 bytes::Bytes::new()
             }
             Err(e) => return failed(Outcome::Unreadable(e)),
@@ -123,7 +125,9 @@ fn accepted(url: &str, bytes: &[u8]) -> Export {
         }
         Err(e) => {
             // The status says the data was taken; an odd body does not undo that.
-            tracing::warn!(url = %url, error = %e, "unreadable export response body; counting the request as accepted");
+            if let Some(repeated) = crate::warn_limit::check("otlp.unreadable", url) {
+                tracing::warn!(url = %url, error = %e, repeated, "unreadable export response body; counting the request as accepted");
+            }
             Export::Accepted {
                 rejected: 0,
                 message: String::new(),

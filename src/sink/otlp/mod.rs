@@ -181,8 +181,11 @@ impl Requests for Exports<'_> {
                 }
             }
             Export::Accepted { message, .. } => {
-                if !message.is_empty() {
-                    tracing::warn!(sink = %self.sink.name, message = %message, "the collector accepted the records with a warning");
+                if !message.is_empty()
+                    && let Some(repeated) =
+                        crate::warn_limit::check("otlp.accepted", &self.sink.name)
+                {
+                    tracing::warn!(sink = %self.sink.name, message = %message, repeated, "the collector accepted the records with a warning");
                 }
                 Outcome::Delivered
             }
