@@ -294,6 +294,23 @@ fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// The exporter's `otel` mapping writes to data streams only (`require_data_stream`). A
+/// full Elasticsearch has templates for its default `logs-generic.otel-default`; the
+/// integ-test distribution has none, so the test's data streams get one of their own.
+fn data_stream_template(es: &str) {
+    let r = http()
+        .put(format!("{es}/_index_template/epost-gateway-test"))
+        .json(&json!({
+            "index_patterns": ["epost-gateway-*"],
+            "data_stream": {},
+            "priority": 500,
+            "template": {"settings": {"number_of_replicas": 0}}
+        }))
+        .send()
+        .expect("Elasticsearch");
+    assert!(r.status().is_success(), "index template: {:?}", r.text());
+}
+
 /// Documents in the test's index (0 before the exporter created it).
 fn es_count(es: &str, index: &str) -> usize {
     let _ = http().post(format!("{es}/{index}/_refresh")).send();
@@ -556,15 +573,12 @@ fn two_shippers_two_gateways_killed_mid_stream_lose_and_repeat_nothing() {
     let Some(s) = servers() else { return };
     let u = unique().to_uppercase();
     let index = format!("epost-gateway-{}", u.to_lowercase());
-    let work = tempfile::tempdir().unwrap();
-    let mut gw_a = Gateway::new("a", "otelcol-gateway.yaml", &s, &index, work.path());
-    let mut gw_b = Gateway::new(
-        "b",
-        "otelcol-gateway-buffered.yaml",
-        &s,
-        &index,
-        work.path(),
-    );
+    // the gateways' logs and queues stay for a look after a failure
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("gateway-{u}"));
+    std::fs::create_dir_all(&work).unwrap();
+    data_stream_template(&s.es);
+    let mut gw_a = Gateway::new("a", "otelcol-gateway.yaml", &s, &index, &work);
+    let mut gw_b = Gateway::new("b", "otelcol-gateway-buffered.yaml", &s, &index, &work);
     gw_a.start();
     gw_b.start();
     let (ha, hb) = (Harness::new(), Harness::new());
@@ -587,7 +601,10 @@ fn two_shippers_two_gateways_killed_mid_stream_lose_and_repeat_nothing() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    eprintln!("seed {seed}, index {index}, hosts {hosts:?}");
+    eprintln!(
+        "seed {seed}, data stream {index}, hosts {hosts:?}, gateway logs in {}",
+        work.display()
+    );
     let (count_a, writer_a) = writer(&ha, &hosts[0], seed);
     let (count_b, writer_b) = writer(&hb, &hosts[1], seed.rotate_left(17));
 
