@@ -638,7 +638,7 @@ fn two_shippers_two_gateways_killed_mid_stream_lose_and_repeat_nothing() {
     );
     for k in &kills {
         eprintln!(
-            "kill of gateway {}: {} lines written by its writer, {} documents in Elasticsearch",
+            "kill of gateway {}: {} lines written by its writer, {} documents in Elasticsearch (both shippers)",
             k.gateway, k.written, k.in_elasticsearch
         );
         assert!(
