@@ -22,9 +22,10 @@
 //! skips, except under CI, where it fails.
 //!
 //! Deliberate breaks (made once, then reverted; docs/testing.md has the figures):
-//! `logs_dynamic_id: {enabled: false}` in both gateway files failed with "documents of
-//! ... in Elasticsearch 2 times"; the buffered gateway's queue in memory (`storage` removed)
-//! failed with "records missing in Elasticsearch".
+//! `logs_dynamic_id: {enabled: false}` in both gateway files failed with "the document _id
+//! must be the record's event.id", and with that check removed too, "documents of
+//! (.../receivelog/GWA.../171101.log, 0) in Elasticsearch 2 times"; the buffered gateway's
+//! queue in memory (`storage` removed) failed with "64 records missing in Elasticsearch".
 
 mod common;
 
