@@ -3,6 +3,7 @@
 # shares), each with the 12 kinds of examples/gen_mail.rs under its own COMPUTERNAME.
 #
 #   bench/central.sh [HOSTS] [LINES_PER_HOST] [IDLE_SECONDS]    (default 30 20000 60)
+#   POLL=2s MAX_OPEN=512 (the [source] poll_interval and max_open_files)
 #
 # 1. backfill: every host's LINES_PER_HOST lines (3 days) into the null _bulk endpoint
 #    (examples/null_endpoint.rs); prints wall time, records/s, CPU-s (getrusage), peak RSS;
@@ -42,6 +43,10 @@ cat >"$DIR/shipper.toml" <<TOML
 workdirs = [${workdirs%, }]
 state_dir = '$PWD/$DIR/state'
 ignore_older_than = "100000d"
+# as config/central.toml: polling (file events do not cross SMB), and a handle for every
+# host's "today" file of every kind (HOSTS x 12)
+poll_interval = "${POLL:-2s}"
+max_open_files = ${MAX_OPEN:-512}
 [metrics]
 listen = ""
 [[sink]]
@@ -56,7 +61,10 @@ null_pid=$!
 pid=
 writer=
 cleanup() {
-  for p in $writer $pid $null_pid; do kill "$p" 2>/dev/null || true; done
+  # the shipper first, while the null endpoint still answers its last batches
+  for p in $writer $pid; do kill "$p" 2>/dev/null || true; done
+  [[ -z $pid ]] || wait "$pid" 2>/dev/null || true
+  kill "$null_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
 sleep 0.3
