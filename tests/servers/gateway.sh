@@ -9,7 +9,7 @@
 #   ${EPOST_SERVERS_CACHE:-~/.cache/epost-shipper/servers}/otelcol-gateway-<ver>-<manifest hash>/
 # so it is rebuilt only when the manifest changes.  Versions: GATEWAY_* in
 # tests/servers/versions.env.  The first build downloads and compiles a few
-# hundred Go modules (about 10 minutes on 2 cores); the build log is
+# hundred Go modules (27 min on the busy 2-core VM of docs/testing.md); the log is
 # <run>/logs/install-gateway.log.  The gateways themselves are started by the
 # test that needs them (tests/gateway.rs), not here: each test runs its own.
 set -euo pipefail
