@@ -57,6 +57,10 @@ if [[ ${EPOST_NO_SERVERS:-0} != 1 ]]; then
   export EPOST_TEST_OTELCOL_OUTPUT
   # the collector-restart tests may stop and start the collector (tests/servers/*.sh)
   export EPOST_TEST_OTELCOL_CONTROL=1
+  # the gateway collector of deploy/gateway/ (built once, cached; tests/gateway.rs runs it)
+  gw_out=$(tests/servers/gateway.sh) || { echo "$gw_out"; echo "building the gateway collector failed"; exit 1; }
+  EPOST_TEST_GATEWAY_BIN=$(sed -n 's/^GATEWAY_BIN=//p' <<<"$gw_out" | tail -n1)
+  export EPOST_TEST_GATEWAY_BIN
   took "real servers up"
   echo "== smoke tests of the real servers"
   tests/servers/smoke.sh

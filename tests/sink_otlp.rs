@@ -927,6 +927,9 @@ protocol = "{proto}"
         for k in ["@timestamp", "message", "host.name"] {
             assert!(fields.remove(k).is_some(), "{k}");
         }
+        // plus the event id again where the collector's Elasticsearch exporter takes the
+        // document `_id` from (docs/sinks/otlp.md)
+        fields.insert("elasticsearch.document_id".into(), json!(id));
         assert_eq!(e.attrs, fields, "attributes of {rec}");
     }
 

@@ -26,6 +26,11 @@ const SEVERITY_WARN: u64 = 13;
 pub const SCOPE_NAME: &str = "epost-shipper";
 pub const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const SERVICE_NAME: &str = "epost";
+/// The log attribute the OpenTelemetry Collector's Elasticsearch exporter takes as the
+/// document `_id` (`logs_dynamic_id: {enabled: true}`); it carries `event.id`, so a record
+/// replayed through a gateway overwrites nothing and is not indexed twice
+/// (deploy/gateway/README.md). The exporter removes it from the stored document.
+pub const DOCUMENT_ID_ATTRIBUTE: &str = "elasticsearch.document_id";
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -160,6 +165,7 @@ impl OtlpEncoder {
             }
             write_kv(out, 6, name.dotted, &value, &time);
         });
+        write_kv(out, 6, DOCUMENT_ID_ATTRIBUTE, &Value::Str(id.as_str()), &[]);
 
         key(out, 11, I64);
         out.extend_from_slice(&observed_ns.to_le_bytes());
@@ -311,6 +317,10 @@ pub fn record_json(rec: &[u8]) -> Vec<u8> {
         Json::String(String::from_utf8_lossy(e.host).into_owned()),
     );
     for kv in lr.attributes {
+        // a copy of `event.id` for the collector, not a field of the record
+        if kv.key == DOCUMENT_ID_ATTRIBUTE {
+            continue;
+        }
         put(&kv.key, json_of(kv.value.and_then(|v| v.value)));
     }
     serde_json::to_vec(&Json::Object(root)).unwrap_or_else(|_| rec.to_vec())
@@ -413,6 +423,11 @@ mod tests {
         assert_eq!(
             attr("event.id"),
             Some(Any::StringValue(rec.event_id().to_hex().as_str().into()))
+        );
+        assert_eq!(
+            attr(DOCUMENT_ID_ATTRIBUTE),
+            attr("event.id"),
+            "the Elasticsearch exporter's document id is the event id"
         );
         match attr("email.to.address") {
             Some(Any::ArrayValue(a)) => {
