@@ -90,3 +90,55 @@ fn http_sinks_trust_a_ca_of_the_os_store() {
 fn grpc_sink_trusts_a_ca_of_the_os_store() {
     trusts_the_os_store(Proto::Grpc);
 }
+
+/// Credentials over plain http://: the warning, word for word, in `run`'s log at start.
+/// (`check`'s report of it: tests/init.rs, `secrets_are_references`.)
+#[test]
+fn credentials_over_plain_http_are_warned_at_start() {
+    use std::io::BufRead;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("mail/incoming")).unwrap();
+    let cfg = d.path().join("shipper.toml");
+    std::fs::write(
+        &cfg,
+        "[source]\nworkdir = 'mail'\nstate_dir = 'state'\n[metrics]\nlisten = \"\"\n[[sink]]\ntype = \"elasticsearch\"\nname = \"es\"\nurl = [\"https://127.0.0.1:1\", \"http://127.0.0.1:2\"]\napi_key = \"env:EPOST_TRUST_TEST_KEY\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "run", "--config", cfg.to_str().unwrap()])
+        .env("EPOST_TRUST_TEST_KEY", "k3y-value")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // the warning is logged while the config loads, before anything is sent: read lines until
+    // it comes, or the process ends (then the test fails), not for a time
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let start = line.contains("epost-shipper 0.1.0 starting") || line.contains("starting");
+            if tx.send(line).is_err() || start {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    while let Ok(l) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        log.push(l);
+    }
+    child.kill().ok();
+    child.wait().ok();
+    let warnings: Vec<String> = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "WARN")
+        .filter_map(|v| v["fields"]["message"].as_str().map(String::from))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["sink `es`: credentials are sent unencrypted to http://127.0.0.1:2 (plain http://); use https://"],
+        "{log:#?}"
+    );
+    assert!(!log.concat().contains("k3y-value"));
+}
