@@ -65,25 +65,48 @@ fn every_kind_is_reported_with_how_to_switch_it_on() {
             want.extend(how.iter().cloned());
         };
         let ind = "                ";
-        kind(format!("  acceptlog     on    newest {} (yesterday)", day_name(1)), &[]);
-        kind(format!("  inlog         on    newest {} (today)", day_name(0)), &[]);
+        kind(
+            format!("  acceptlog     on    newest {} (yesterday)", day_name(1)),
+            &[],
+        );
+        kind(
+            format!("  inlog         on    newest {} (today)", day_name(0)),
+            &[],
+        );
         kind(
             "  receivelog    off   no folder receivelog".into(),
             &[
-                format!("{ind}ja: [ログ設定] の [接続マシンログ] をオンにしたうえで、フォルダ {dir}{sep}receivelog を手動で作成 (mkdir {dir}{sep}receivelog) → EPSTRS を再起動。記録をやめるにはフォルダ名を変える"),
-                format!("{ind}en: with 接続マシンログ (connecting machines log) checked in ログ設定, create the folder {dir}{sep}receivelog by hand (mkdir {dir}{sep}receivelog) → restart the EPSTRS service; rename the folder to stop it"),
+                format!(
+                    "{ind}ja: [ログ設定] の [接続マシンログ] をオンにしたうえで、フォルダ {dir}{sep}receivelog を手動で作成 (mkdir {dir}{sep}receivelog) → EPSTRS を再起動。記録をやめるにはフォルダ名を変える"
+                ),
+                format!(
+                    "{ind}en: with 接続マシンログ (connecting machines log) checked in ログ設定, create the folder {dir}{sep}receivelog by hand (mkdir {dir}{sep}receivelog) → restart the EPSTRS service; rename the folder to stop it"
+                ),
             ],
         );
         kind(
-            format!("  outlog        stale newest {} (10 days ago)", day_name(10)),
+            format!(
+                "  outlog        stale newest {} (10 days ago)",
+                day_name(10)
+            ),
             &[
-                format!("{ind}ja: [E-Post Mail Control] → [ログ設定] → [SMTP送信ログ] をオン → [適用] → EPSTDS を再起動"),
-                format!("{ind}en: E-Post Mail Control → ログ設定 (log settings) → check SMTP送信ログ (SMTP send log) → 適用 (Apply) → restart the EPSTDS service"),
+                format!(
+                    "{ind}ja: [E-Post Mail Control] → [ログ設定] → [SMTP送信ログ] をオン → [適用] → EPSTDS を再起動"
+                ),
+                format!(
+                    "{ind}en: E-Post Mail Control → ログ設定 (log settings) → check SMTP送信ログ (SMTP send log) → 適用 (Apply) → restart the EPSTDS service"
+                ),
             ],
         );
-        kind(format!("  outlocallog   on    newest {} (3 days ago)", day_name(3)), &[]);
         kind(
-            format!("  faillog       quiet newest {} (30 days ago)", day_name(30)),
+            format!("  outlocallog   on    newest {} (3 days ago)", day_name(3)),
+            &[],
+        );
+        kind(
+            format!(
+                "  faillog       quiet newest {} (30 days ago)",
+                day_name(30)
+            ),
             &[
                 format!("{ind}ja: 最終的に配送に失敗したメールがあったときだけ書かれる"),
                 format!("{ind}en: written only when a delivery finally fails"),
@@ -92,46 +115,73 @@ fn every_kind_is_reported_with_how_to_switch_it_on() {
         kind(
             "  senderlog     off   folder present, no log file".into(),
             &[
-                format!("{ind}ja: [E-Post Mail Control] → [ログ設定] → [配送時の詳細ログ] をオン → [適用] → EPSTDS を再起動"),
-                format!("{ind}en: E-Post Mail Control → ログ設定 (log settings) → check 配送時の詳細ログ (delivery detail log) → 適用 (Apply) → restart the EPSTDS service"),
+                format!(
+                    "{ind}ja: [E-Post Mail Control] → [ログ設定] → [配送時の詳細ログ] をオン → [適用] → EPSTDS を再起動"
+                ),
+                format!(
+                    "{ind}en: E-Post Mail Control → ログ設定 (log settings) → check 配送時の詳細ログ (delivery detail log) → 適用 (Apply) → restart the EPSTDS service"
+                ),
             ],
         );
         kind(
             format!("  pop3log       stale newest {} (4 days ago)", day_name(4)),
             &[
-                format!("{ind}ja: [E-Post Mail Control] → [ログ設定] → [POP3ログ] をオン → [適用] → EPSTPOP3S を再起動"),
-                format!("{ind}en: E-Post Mail Control → ログ設定 (log settings) → check POP3ログ (POP3 log) → 適用 (Apply) → restart the EPSTPOP3S service"),
+                format!(
+                    "{ind}ja: [E-Post Mail Control] → [ログ設定] → [POP3ログ] をオン → [適用] → EPSTPOP3S を再起動"
+                ),
+                format!(
+                    "{ind}en: E-Post Mail Control → ログ設定 (log settings) → check POP3ログ (POP3 log) → 適用 (Apply) → restart the EPSTPOP3S service"
+                ),
             ],
         );
         kind(
             "  receivepop3   off   no folder receivepop3".into(),
             &[
-                format!(r"{ind}ja: レジストリ HKLM\SYSTEM\CurrentControlSet\Services\EPSTPOP3S に DWORD 値 AcceptlogEnabled = 1 を作成 (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTPOP3S /v AcceptlogEnabled /t REG_DWORD /d 1 /f)、フォルダ {dir}{sep}receivepop3 を手動で作成 (mkdir {dir}{sep}receivepop3) → EPSTPOP3S を再起動"),
-                format!(r"{ind}en: create the DWORD value AcceptlogEnabled = 1 under HKLM\SYSTEM\CurrentControlSet\Services\EPSTPOP3S (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTPOP3S /v AcceptlogEnabled /t REG_DWORD /d 1 /f) and the folder {dir}{sep}receivepop3 by hand (mkdir {dir}{sep}receivepop3) → restart the EPSTPOP3S service"),
+                format!(
+                    r"{ind}ja: レジストリ HKLM\SYSTEM\CurrentControlSet\Services\EPSTPOP3S に DWORD 値 AcceptlogEnabled = 1 を作成 (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTPOP3S /v AcceptlogEnabled /t REG_DWORD /d 1 /f)、フォルダ {dir}{sep}receivepop3 を手動で作成 (mkdir {dir}{sep}receivepop3) → EPSTPOP3S を再起動"
+                ),
+                format!(
+                    r"{ind}en: create the DWORD value AcceptlogEnabled = 1 under HKLM\SYSTEM\CurrentControlSet\Services\EPSTPOP3S (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTPOP3S /v AcceptlogEnabled /t REG_DWORD /d 1 /f) and the folder {dir}{sep}receivepop3 by hand (mkdir {dir}{sep}receivepop3) → restart the EPSTPOP3S service"
+                ),
             ],
         );
         kind(
             "  imap4log      off   no folder imap4log".into(),
             &[
-                format!("{ind}ja: [E-Post Mail Control] → [ログ設定] → [IMAP4ログ] をオン → [適用] → EPSTIMAP4S を再起動"),
-                format!("{ind}en: E-Post Mail Control → ログ設定 (log settings) → check IMAP4ログ (IMAP4 log) → 適用 (Apply) → restart the EPSTIMAP4S service"),
+                format!(
+                    "{ind}ja: [E-Post Mail Control] → [ログ設定] → [IMAP4ログ] をオン → [適用] → EPSTIMAP4S を再起動"
+                ),
+                format!(
+                    "{ind}en: E-Post Mail Control → ログ設定 (log settings) → check IMAP4ログ (IMAP4 log) → 適用 (Apply) → restart the EPSTIMAP4S service"
+                ),
             ],
         );
         kind(
             "  receiveimap4  off   no folder receiveimap4".into(),
             &[
-                format!(r"{ind}ja: レジストリ HKLM\SYSTEM\CurrentControlSet\Services\EPSTIMAP4S に DWORD 値 AcceptlogEnabled = 1 を作成 (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTIMAP4S /v AcceptlogEnabled /t REG_DWORD /d 1 /f)、フォルダ {dir}{sep}receiveimap4 を手動で作成 (mkdir {dir}{sep}receiveimap4) → EPSTIMAP4S を再起動"),
-                format!(r"{ind}en: create the DWORD value AcceptlogEnabled = 1 under HKLM\SYSTEM\CurrentControlSet\Services\EPSTIMAP4S (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTIMAP4S /v AcceptlogEnabled /t REG_DWORD /d 1 /f) and the folder {dir}{sep}receiveimap4 by hand (mkdir {dir}{sep}receiveimap4) → restart the EPSTIMAP4S service"),
+                format!(
+                    r"{ind}ja: レジストリ HKLM\SYSTEM\CurrentControlSet\Services\EPSTIMAP4S に DWORD 値 AcceptlogEnabled = 1 を作成 (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTIMAP4S /v AcceptlogEnabled /t REG_DWORD /d 1 /f)、フォルダ {dir}{sep}receiveimap4 を手動で作成 (mkdir {dir}{sep}receiveimap4) → EPSTIMAP4S を再起動"
+                ),
+                format!(
+                    r"{ind}en: create the DWORD value AcceptlogEnabled = 1 under HKLM\SYSTEM\CurrentControlSet\Services\EPSTIMAP4S (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTIMAP4S /v AcceptlogEnabled /t REG_DWORD /d 1 /f) and the folder {dir}{sep}receiveimap4 by hand (mkdir {dir}{sep}receiveimap4) → restart the EPSTIMAP4S service"
+                ),
             ],
         );
         kind(
             "  maildblog     off   no folder maildblog".into(),
             &[
-                format!("{ind}ja: ガイドに記載なし (重複・初回メール検出の記録で、めったに使われない)。使わないなら何もしなくてよい"),
-                format!("{ind}en: not covered by the guide (the first-time / duplicate mail detection record, rarely used); nothing to do if you do not use it"),
+                format!(
+                    "{ind}ja: ガイドに記載なし (重複・初回メール検出の記録で、めったに使われない)。使わないなら何もしなくてよい"
+                ),
+                format!(
+                    "{ind}en: not covered by the guide (the first-time / duplicate mail detection record, rarely used); nothing to do if you do not use it"
+                ),
             ],
         );
-        kind("  viruslog      on    newest B0000000001.RCP (today)".into(), &[]);
+        kind(
+            "  viruslog      on    newest B0000000001.RCP (today)".into(),
+            &[],
+        );
         want.push("  note (receivelog, senderlog):".into());
         want.push(format!("{ind}ja: receivelog と senderlog は記録が膨大になりやすい: ディスクに注意。logclean.vbs の代わりに設定ファイルの [retention] (keep_days, action = \"gzip\" または \"delete\", schedule) を使う (全シンクに送信済みのファイルだけが対象)"));
         want.push(format!("{ind}en: receivelog and senderlog grow fast: watch the disk. [retention] in the config (keep_days, action = \"gzip\" or \"delete\", schedule) replaces logclean.vbs (it only touches files every sink has acknowledged)"));
@@ -168,7 +218,13 @@ fn a_folder_that_is_not_epost_says_what_was_expected() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert_eq!(
         stdout.lines().nth(1),
-        Some(format!("  FAILED: mail work folder `{}` does not exist", gone.display()).as_str()),
+        Some(
+            format!(
+                "  FAILED: mail work folder `{}` does not exist",
+                gone.display()
+            )
+            .as_str()
+        ),
         "{stdout}"
     );
 }
@@ -182,7 +238,10 @@ fn an_epost_folder_with_every_log_off() {
     let out = check(&["--folder", d.path().to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let offs = stdout.lines().filter(|l| l.contains(" off   no folder ")).count();
+    let offs = stdout
+        .lines()
+        .filter(|l| l.contains(" off   no folder "))
+        .count();
     assert_eq!(offs, 13, "{stdout}");
     assert_eq!(
         stdout.lines().last(),
@@ -227,6 +286,9 @@ fn with_a_config_the_workdir_is_surveyed() {
         )),
         "{stdout}"
     );
-    assert!(stdout.contains("E-Post logs: 1 on, 0 stale, 0 quiet, 12 off\n"), "{stdout}");
+    assert!(
+        stdout.contains("E-Post logs: 1 on, 0 stale, 0 quiet, 12 off\n"),
+        "{stdout}"
+    );
     assert!(stdout.ends_with("all well\n"), "{stdout}");
 }

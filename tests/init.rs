@@ -63,8 +63,14 @@ fn init_then_check(sink: &str, url: Option<&str>, expect_server: &str) -> Vec<St
         .lines()
         .find(|l| l.starts_with(&format!("sink {sink}")))
         .unwrap_or_else(|| panic!("no sink line:\n{all}"));
-    assert!(probe.contains(": OK, ") && probe.contains(expect_server), "{probe}");
-    assert!(all.contains("E-Post logs: 1 on, 0 stale, 0 quiet, 12 off"), "{all}");
+    assert!(
+        probe.contains(": OK, ") && probe.contains(expect_server),
+        "{probe}"
+    );
+    assert!(
+        all.contains("E-Post logs: 1 on, 0 stale, 0 quiet, 12 off"),
+        "{all}"
+    );
     assert!(all.ends_with("all well\n"), "{all}");
     s
 }
@@ -76,7 +82,11 @@ fn file_sink() {
     assert!(s[1].starts_with("workdir = '"), "{s:?}");
     assert_eq!(
         &s[2..],
-        ["[[sink]]", "type = \"file\"", "path = 'records.ndjson'       # NDJSON, beside this file; for a first look"]
+        [
+            "[[sink]]",
+            "type = \"file\"",
+            "path = 'records.ndjson'       # NDJSON, beside this file; for a first look"
+        ]
     );
 }
 
@@ -114,7 +124,10 @@ fn otlp_sinks_grpc_and_http() {
         return;
     };
     let s = init_then_check("otlp", Some(&http), "");
-    assert!(s.contains(&"protocol = \"http/protobuf\"".to_string()), "{s:?}");
+    assert!(
+        s.contains(&"protocol = \"http/protobuf\"".to_string()),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -133,7 +146,14 @@ fn never_overwrites_without_force() {
         )
     );
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "# mine\n");
-    let out = bin(&["init", "--folder", &folder, "--out", cfg.to_str().unwrap(), "--force"]);
+    let out = bin(&[
+        "init",
+        "--folder",
+        &folder,
+        "--out",
+        cfg.to_str().unwrap(),
+        "--force",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(settings(&cfg).contains(&"type = \"file\"".to_string()));
 }
@@ -153,11 +173,19 @@ fn secrets_are_references() {
     assert!(!cfg.exists());
 
     let url = ["--url", "http://127.0.0.1:1"];
-    let out = bin(&[&base[..], &url, &["--user", "epost", "--secret", "env:EPOST_INIT_PW"]].concat());
+    let out = bin(&[
+        &base[..],
+        &url,
+        &["--user", "epost", "--secret", "env:EPOST_INIT_PW"],
+    ]
+    .concat());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let s = settings(&cfg);
     assert!(s.contains(&"user = 'epost'".to_string()), "{s:?}");
-    assert!(s.contains(&"password = 'env:EPOST_INIT_PW'".to_string()), "{s:?}");
+    assert!(
+        s.contains(&"password = 'env:EPOST_INIT_PW'".to_string()),
+        "{s:?}"
+    );
     // the reference must resolve: without the variable the config is refused (exit 2)
     let out = Command::new(BIN)
         .args(["check", "--config", c])
@@ -165,7 +193,11 @@ fn secrets_are_references() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("environment variable `EPOST_INIT_PW` is not set"), "{}", text(&out));
+    assert!(
+        text(&out).contains("environment variable `EPOST_INIT_PW` is not set"),
+        "{}",
+        text(&out)
+    );
     let out = Command::new(BIN)
         .args(["check", "--config", c])
         .env("EPOST_INIT_PW", "pw-from-env")
@@ -177,7 +209,10 @@ fn secrets_are_references() {
     // nothing listens on port 1: the probe fails (exit 1), after the warning
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     let warning = "sink `loki-1`: credentials are sent unencrypted to http://127.0.0.1:1 (plain http://); use https://";
-    assert!(stdout.contains(&format!("\nwarning: {warning}\n")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("\nwarning: {warning}\n")),
+        "{stdout}"
+    );
     assert!(stderr.contains(warning), "{stderr}");
     assert!(!format!("{stdout}{stderr}").contains("pw-from-env"));
 }

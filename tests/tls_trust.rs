@@ -55,7 +55,11 @@ fn check(dir: &Path, endpoint: &str, proto: Proto, store: &Path) -> (Option<i32>
 fn trusts_the_os_store(proto: Proto) {
     let pki = Pki::new();
     let other = Pki::new();
-    let fake = Fake::start(proto, Box::new(|_, _| Reply::Ok), Some(pki.server(proto, false)));
+    let fake = Fake::start(
+        proto,
+        Box::new(|_, _| Reply::Ok),
+        Some(pki.server(proto, false)),
+    );
     let d = tempfile::tempdir().unwrap();
     let company = d.path().join("company-store.pem");
     std::fs::write(&company, &pki.ca_pem).unwrap();
@@ -105,7 +109,13 @@ fn credentials_over_plain_http_are_warned_at_start() {
     )
     .unwrap();
     let mut child = Command::new(BIN)
-        .args(["--log-format", "json", "run", "--config", cfg.to_str().unwrap()])
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
         .env("EPOST_TRUST_TEST_KEY", "k3y-value")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -116,7 +126,10 @@ fn credentials_over_plain_http_are_warned_at_start() {
     // it comes, or the process ends (then the test fails), not for a time
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let start = line.contains("epost-shipper 0.1.0 starting") || line.contains("starting");
             if tx.send(line).is_err() || start {
                 break;
@@ -137,7 +150,9 @@ fn credentials_over_plain_http_are_warned_at_start() {
         .collect();
     assert_eq!(
         warnings,
-        ["sink `es`: credentials are sent unencrypted to http://127.0.0.1:2 (plain http://); use https://"],
+        [
+            "sink `es`: credentials are sent unencrypted to http://127.0.0.1:2 (plain http://); use https://"
+        ],
         "{log:#?}"
     );
     assert!(!log.concat().contains("k3y-value"));

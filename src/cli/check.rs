@@ -78,7 +78,11 @@ fn epost_report(dir: &Path, origin: &Origin) -> bool {
     let registry = |s: &epost_shipper::epost::enable::Switch| {
         epost_shipper::platform::registry_dword(&s.subkey(), s.value)
     };
-    println!("E-Post mail work folder {} ({}):", dir.display(), origin.describe());
+    println!(
+        "E-Post mail work folder {} ({}):",
+        dir.display(),
+        origin.describe()
+    );
     match survey(dir, today, &registry) {
         Ok(s) => {
             for l in s.lines() {

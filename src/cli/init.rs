@@ -63,7 +63,9 @@ pub fn run(a: InitArgs) -> Result<(), Failure> {
         )));
     }
     if a.user.is_some() && a.secret.is_none() {
-        return Err(Failure::usage(anyhow!("--user needs --secret (the password, as env:NAME or file:PATH)")));
+        return Err(Failure::usage(anyhow!(
+            "--user needs --secret (the password, as env:NAME or file:PATH)"
+        )));
     }
     if a.sink == SinkType::File && (a.url.is_some() || a.secret.is_some() || a.user.is_some()) {
         return Err(Failure::usage(anyhow!(

@@ -102,7 +102,11 @@ pub const TABLE: [Enablement; 13] = [
         grows_fast: true,
         ja: r"[ログ設定] の [接続マシンログ] をオンにしたうえで、フォルダ {dir}\receivelog を手動で作成 (mkdir {dir}\receivelog) → EPSTRS を再起動。記録をやめるにはフォルダ名を変える",
         en: r"with 接続マシンログ (connecting machines log) checked in ログ設定, create the folder {dir}\receivelog by hand (mkdir {dir}\receivelog) → restart the EPSTRS service; rename the folder to stop it",
-        ..row(Kind::Receivelog, "SMTP受信詳細ログ", "SMTP receive detail log")
+        ..row(
+            Kind::Receivelog,
+            "SMTP受信詳細ログ",
+            "SMTP receive detail log",
+        )
     },
     Enablement {
         service: Some("EPSTDS"),
@@ -115,7 +119,11 @@ pub const TABLE: [Enablement; 13] = [
         registry: Some(EPSTDS_LOCAL),
         ja: r"E-Post Mail Control には設定がない: レジストリ HKLM\SYSTEM\CurrentControlSet\Services\EPSTDS に DWORD 値 MailSendLocallogEnabled = 1 を作成 (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTDS /v MailSendLocallogEnabled /t REG_DWORD /d 1 /f) → EPSTDS を再起動",
         en: r"not in E-Post Mail Control: create the DWORD value MailSendLocallogEnabled = 1 under HKLM\SYSTEM\CurrentControlSet\Services\EPSTDS (reg add HKLM\SYSTEM\CurrentControlSet\Services\EPSTDS /v MailSendLocallogEnabled /t REG_DWORD /d 1 /f) → restart the EPSTDS service",
-        ..row(Kind::Outlocallog, "SMTPローカル送信ログ", "SMTP local delivery log")
+        ..row(
+            Kind::Outlocallog,
+            "SMTPローカル送信ログ",
+            "SMTP local delivery log",
+        )
     },
     Enablement {
         service: Some("EPSTDS"),
@@ -180,16 +188,17 @@ pub const TABLE: [Enablement; 13] = [
         )),
         ja: "[E-Post Mail Control] → [メールフィルタ] → [メールフィルタ機能を使用する] をオン → EPSTRS を再起動 (mail.dat のパターンに保管指定が必要)",
         en: "E-Post Mail Control → メールフィルタ (mail filter) → check メールフィルタ機能を使用する (use the mail filter) → restart the EPSTRS service (the pattern in mail.dat must say to keep the mail)",
-        ..row(Kind::Viruslog, "メールフィルタ対象メールの保管", "mail filter quarantine")
+        ..row(
+            Kind::Viruslog,
+            "メールフィルタ対象メールの保管",
+            "mail filter quarantine",
+        )
     },
 ];
 
 /// The row of a kind.
 pub fn of(kind: Kind) -> &'static Enablement {
-    TABLE
-        .iter()
-        .find(|e| e.kind == kind)
-        .unwrap_or(&TABLE[0])
+    TABLE.iter().find(|e| e.kind == kind).unwrap_or(&TABLE[0])
 }
 
 /// Printed once when a fast-growing log is on.
@@ -217,12 +226,20 @@ mod tests {
             }
             if let Some(r) = row.registry {
                 for t in [row.ja, row.en] {
-                    assert!(t.contains(&r.subkey()) && t.contains(r.value), "{}", row.kind);
+                    assert!(
+                        t.contains(&r.subkey()) && t.contains(r.value),
+                        "{}",
+                        row.kind
+                    );
                 }
             }
             if row.folder_by_hand {
                 let folder = format!(r"{{dir}}\{}", row.kind.name());
-                assert!(row.ja.contains(&folder) && row.en.contains(&folder), "{}", row.kind);
+                assert!(
+                    row.ja.contains(&folder) && row.en.contains(&folder),
+                    "{}",
+                    row.kind
+                );
             }
         }
     }

@@ -24,7 +24,9 @@ pub enum Origin {
 impl Origin {
     pub fn describe(&self) -> String {
         match self {
-            Origin::Registry => format!(r"registry HKLM\{}\{}", enable::IMS_KEY, enable::SPOOL_VALUE),
+            Origin::Registry => {
+                format!(r"registry HKLM\{}\{}", enable::IMS_KEY, enable::SPOOL_VALUE)
+            }
             Origin::Default => "E-Post's default folder".into(),
             Origin::Given => "--folder".into(),
             Origin::Config => "the config's workdir".into(),

@@ -22,7 +22,10 @@ pub enum Files {
     /// The folder exists, no log file in it (or its host folders).
     Empty,
     /// The newest file (by its `YYMMDD` name, else its modification day) and its age in days.
-    Newest { name: String, age_days: i64 },
+    Newest {
+        name: String,
+        age_days: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +136,8 @@ pub fn survey(
 fn status(row: &Enablement, files: &Files, registry: Option<&RegValue<u32>>) -> Status {
     // a switch that is there and not 1, or not there (its default is 0): off, whatever the
     // files say (they stop at the next restart of the service)
-    if matches!(registry, Some(RegValue::Missing)) || matches!(registry, Some(RegValue::Set(v)) if *v != 1)
+    if matches!(registry, Some(RegValue::Missing))
+        || matches!(registry, Some(RegValue::Set(v)) if *v != 1)
     {
         return Status::Off;
     }
@@ -236,8 +240,14 @@ impl Survey {
                     }
                 }
                 Status::Stale | Status::Off => {
-                    out.push(format!("                ja: {}", row.ja.replace("{dir}\\", &dir)));
-                    out.push(format!("                en: {}", row.en.replace("{dir}\\", &dir)));
+                    out.push(format!(
+                        "                ja: {}",
+                        row.ja.replace("{dir}\\", &dir)
+                    ));
+                    out.push(format!(
+                        "                en: {}",
+                        row.en.replace("{dir}\\", &dir)
+                    ));
                 }
             }
         }

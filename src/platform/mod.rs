@@ -1,9 +1,9 @@
 //! Everything that differs between Windows and the rest, in one place.
 
 #[cfg(windows)]
-pub mod service;
-#[cfg(windows)]
 mod registry;
+#[cfg(windows)]
+pub mod service;
 #[cfg(windows)]
 mod windows;
 

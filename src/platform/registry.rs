@@ -57,8 +57,8 @@ pub fn dword(subkey: &str, value: &str) -> RegValue<u32> {
     let mut last = RegValue::Missing;
     for view in [RRF_SUBKEY_WOW6464KEY, RRF_SUBKEY_WOW6432KEY] {
         let mut buf = [0u8; 4];
-        let r = get(subkey, value, RRF_RT_REG_DWORD | view, &mut buf)
-            .map(|_| u32::from_le_bytes(buf));
+        let r =
+            get(subkey, value, RRF_RT_REG_DWORD | view, &mut buf).map(|_| u32::from_le_bytes(buf));
         match outcome(r) {
             RegValue::Set(v) => return RegValue::Set(v),
             RegValue::Missing => {}
@@ -74,16 +74,20 @@ pub fn string(subkey: &str, value: &str) -> RegValue<String> {
     for view in [RRF_SUBKEY_WOW6464KEY, RRF_SUBKEY_WOW6432KEY] {
         // a folder path: 64 KiB is far beyond MAX_PATH and any value E-Post writes
         let mut buf = vec![0u8; 64 << 10];
-        let r = get(subkey, value, RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ | view, &mut buf).map(
-            |n| {
-                let units: Vec<u16> = buf[..n]
-                    .chunks_exact(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                    .take_while(|&u| u != 0)
-                    .collect();
-                OsString::from_wide(&units).to_string_lossy().into_owned()
-            },
-        );
+        let r = get(
+            subkey,
+            value,
+            RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ | view,
+            &mut buf,
+        )
+        .map(|n| {
+            let units: Vec<u16> = buf[..n]
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&u| u != 0)
+                .collect();
+            OsString::from_wide(&units).to_string_lossy().into_owned()
+        });
         match outcome(r) {
             RegValue::Set(v) => return RegValue::Set(v),
             RegValue::Missing => {}
