@@ -292,3 +292,25 @@ fn with_a_config_the_workdir_is_surveyed() {
     );
     assert!(stdout.ends_with("all well\n"), "{stdout}");
 }
+
+/// A workdir that is one kind's folder (or a host folder in it) is valid for the shipper:
+/// the survey says why it covers nothing else, and the check does not fail for it.
+#[test]
+fn a_kind_folder_as_workdir_is_not_a_failure() {
+    let d = tempfile::tempdir().unwrap();
+    let host = d.path().join("mail/inlog/MAILSV01");
+    put(
+        &d.path().join("mail"),
+        &format!("inlog/MAILSV01/{}", day_name(0)),
+    );
+    for dir in [host.parent().unwrap(), host.as_path()] {
+        let out = check(&["--folder", dir.to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert_eq!(
+            stdout.lines().nth(1),
+            Some(format!("  note: `{}` is the inlog folder (or a host folder in it), not the whole mail work folder: the other logs are not surveyed", dir.display()).as_str()),
+            "{stdout}"
+        );
+    }
+}

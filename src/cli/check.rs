@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use clap::Args;
 use epost_shipper::config::{Config, redact_text};
 use epost_shipper::discover::scan::scan;
-use epost_shipper::epost::survey::{local_date, survey};
+use epost_shipper::epost::survey::{SurveyError, local_date, survey};
 use epost_shipper::epost::{Origin, detect_work_folder};
 use epost_shipper::sink::Sink;
 
@@ -89,6 +89,10 @@ fn epost_report(dir: &Path, origin: &Origin) -> bool {
                 println!("{l}");
             }
             println!("{}", s.summary());
+            true
+        }
+        Err(e @ SurveyError::OneKind(..)) => {
+            println!("  note: {e}");
             true
         }
         Err(e) => {

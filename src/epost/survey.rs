@@ -74,6 +74,10 @@ pub enum SurveyError {
     Unreadable(PathBuf, std::io::Error),
     #[error("`{dir}` does not look like an E-Post mail work folder (メール作業フォルダ): it has none of the log folders {kinds} and no E-Post queue folder `incoming`. Expected <folder>\\<kind>\\<COMPUTERNAME>\\YYMMDD.log, e.g. C:\\mail\\inlog\\MAILSV01\\{example}; give the folder E-Post Mail Control shows as メール作業フォルダ (registry HKLM\\SOFTWARE\\EMWAC\\IMS\\MailSpoolDir)", dir = .0.display(), kinds = Kind::ALL.map(Kind::name).join(", "), example = "241130.log")]
     NotEPost(PathBuf),
+    /// A kind's folder or a host folder under it (which the shipper may be given as its
+    /// workdir): not a failure, but nothing to survey for the other kinds.
+    #[error("`{dir}` is the {1} folder (or a host folder in it), not the whole mail work folder: the other logs are not surveyed", dir = .0.display())]
+    OneKind(PathBuf, Kind),
 }
 
 /// Surveys `dir`. `today` is the machine's local date (E-Post names its files by it);
@@ -106,6 +110,10 @@ pub fn survey(
         }
     }
     if folders.is_empty() && !queue {
+        let kind_of = |p: Option<&Path>| p?.file_name()?.to_str()?.parse::<Kind>().ok();
+        if let Some(k) = kind_of(Some(dir)).or_else(|| kind_of(dir.parent())) {
+            return Err(SurveyError::OneKind(dir.to_path_buf(), k));
+        }
         return Err(SurveyError::NotEPost(dir.to_path_buf()));
     }
     let kinds = Kind::ALL
