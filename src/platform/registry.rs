@@ -6,8 +6,8 @@ use std::os::windows::ffi::{OsStrExt, OsStringExt};
 
 use windows_sys::Win32::Foundation::{ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND, ERROR_SUCCESS};
 use windows_sys::Win32::System::Registry::{
-    HKEY_LOCAL_MACHINE, RRF_RT_REG_DWORD, RRF_RT_REG_EXPAND_SZ, RRF_RT_REG_SZ,
-    RRF_SUBKEY_WOW6432KEY, RRF_SUBKEY_WOW6464KEY, RegGetValueW,
+    HKEY_LOCAL_MACHINE, RRF_RT_REG_DWORD, RRF_RT_REG_SZ, RRF_SUBKEY_WOW6432KEY,
+    RRF_SUBKEY_WOW6464KEY, RegGetValueW,
 };
 
 use super::RegValue;
@@ -68,19 +68,15 @@ pub fn dword(subkey: &str, value: &str) -> RegValue<u32> {
     last
 }
 
-/// A `REG_SZ` / `REG_EXPAND_SZ` (expanded) under `HKLM\<subkey>`, both views as [`dword`].
+/// A `REG_SZ` under `HKLM\<subkey>`, both views as [`dword`]. `RRF_RT_REG_SZ` also takes a
+/// `REG_EXPAND_SZ`, expanded (asking for `RRF_RT_REG_EXPAND_SZ` without `RRF_NOEXPAND` would
+/// fail with ERROR_INVALID_PARAMETER).
 pub fn string(subkey: &str, value: &str) -> RegValue<String> {
     let mut last = RegValue::Missing;
     for view in [RRF_SUBKEY_WOW6464KEY, RRF_SUBKEY_WOW6432KEY] {
         // a folder path: 64 KiB is far beyond MAX_PATH and any value E-Post writes
         let mut buf = vec![0u8; 64 << 10];
-        let r = get(
-            subkey,
-            value,
-            RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ | view,
-            &mut buf,
-        )
-        .map(|n| {
+        let r = get(subkey, value, RRF_RT_REG_SZ | view, &mut buf).map(|n| {
             let units: Vec<u16> = buf[..n]
                 .chunks_exact(2)
                 .map(|c| u16::from_le_bytes([c[0], c[1]]))
