@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decode;
 pub mod discover;
+pub mod epost;
 pub mod fault;
 pub mod flow;
 pub mod kind;

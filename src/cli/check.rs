@@ -1,13 +1,19 @@
 //! `check`: validate the config (errors name file, line, column and key), probe every sink
-//! (reachable, authenticated, which server), and list what the work folders hold.
+//! (reachable, authenticated, which server), list what the work folders hold, and say for
+//! every E-Post log whether it is being written and, if not, how to switch it on.
+//!
+//! Without `--config` only the mail work folder is checked: `--folder DIR`, or on Windows
+//! the folder E-Post's registry names (`MailSpoolDir`), else `C:\mail`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use clap::Args;
-use epost_shipper::config::redact_text;
+use epost_shipper::config::{Config, redact_text};
 use epost_shipper::discover::scan::scan;
+use epost_shipper::epost::survey::{SurveyError, local_date, survey};
+use epost_shipper::epost::{Origin, detect_work_folder};
 use epost_shipper::sink::Sink;
 
 use super::Failure;
@@ -16,21 +22,116 @@ use super::run::load_config;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The configuration file (TOML)
+    /// The configuration file (TOML); without it only the mail work folder is checked
     #[arg(long, short)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+    /// The mail work folder to check (default: the config's; without a config, on Windows,
+    /// E-Post's registry value MailSpoolDir, then C:\mail)
+    #[arg(long)]
+    pub folder: Option<PathBuf>,
 }
 
-// Long on purpose: the `check` report, printed section by section in the order the user reads it.
 pub fn run(a: CheckArgs) -> Result<(), Failure> {
-    let config = load_config(&a.config)?;
+    let Some(path) = &a.config else {
+        let (dir, origin) = match a.folder {
+            Some(d) => (d, Origin::Given),
+            None => detect_work_folder().ok_or_else(|| {
+                Failure::usage(anyhow!(
+                    "no mail work folder found: give --folder DIR (E-Post's メール作業フォルダ, e.g. C:\\mail) or --config FILE"
+                ))
+            })?,
+        };
+        return if epost_report(&dir, &origin) {
+            Ok(())
+        } else {
+            Err(Failure::runtime(anyhow!("some checks failed (see above)")))
+        };
+    };
+    let config = load_config(path)?;
+    let mut ok = config_report(&config);
+    let folders: Vec<(PathBuf, Origin)> = match &a.folder {
+        Some(d) => vec![(d.clone(), Origin::Given)],
+        None => config
+            .source
+            .workdirs
+            .iter()
+            .map(|w| (w.clone(), Origin::Config))
+            .collect(),
+    };
+    registry_disagrees(&folders);
+    for (dir, origin) in &folders {
+        ok &= epost_report(dir, origin);
+    }
+    ok &= sinks_report(&config)?;
+    if ok {
+        println!("all well");
+        Ok(())
+    } else {
+        Err(Failure::runtime(anyhow!("some checks failed (see above)")))
+    }
+}
+
+/// Every E-Post log of `dir`: on, stale, quiet or off, and how to switch it on. False if the
+/// folder is missing or not E-Post's.
+fn epost_report(dir: &Path, origin: &Origin) -> bool {
+    let today = local_date(std::time::SystemTime::now());
+    let registry = |s: &epost_shipper::epost::enable::Switch| {
+        epost_shipper::platform::registry_dword(&s.subkey(), s.value)
+    };
+    println!(
+        "E-Post mail work folder {} ({}):",
+        dir.display(),
+        origin.describe()
+    );
+    match survey(dir, today, &registry) {
+        Ok(s) => {
+            for l in s.lines() {
+                println!("{l}");
+            }
+            println!("{}", s.summary());
+            true
+        }
+        Err(e @ SurveyError::OneKind(..)) => {
+            println!("  note: {e}");
+            true
+        }
+        Err(e) => {
+            println!("  FAILED: {e}");
+            false
+        }
+    }
+}
+
+/// On Windows: a config that reads another folder than the one E-Post writes to.
+fn registry_disagrees(folders: &[(PathBuf, Origin)]) {
+    let Some((dir, Origin::Registry)) = detect_work_folder() else {
+        return;
+    };
+    let same = |p: &Path| {
+        p.to_string_lossy()
+            .trim_end_matches(['\\', '/'])
+            .eq_ignore_ascii_case(&dir.to_string_lossy())
+    };
+    if !folders.iter().any(|(p, _)| same(p)) {
+        println!(
+            "note: E-Post writes to {} ({}), which this check does not read",
+            dir.display(),
+            Origin::Registry.describe()
+        );
+    }
+}
+
+/// The config's own checks and what the work folders hold. False if a log file cannot be read.
+fn config_report(config: &Config) -> bool {
     println!("config {}: OK", config.path.display());
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
     println!(
         "state folder {}: writable",
         config.source.state_dir.display()
     );
     let mut ok = true;
-
     // what E-Post has written
     let files = scan(&config.source.workdirs, &config.source.kinds);
     for w in &config.source.workdirs {
@@ -77,9 +178,14 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
         }
     }
 
-    super::check_privacy::print(&config);
+    // which personal fields leave the machine, and where ([privacy])
+    super::check_privacy::print(config);
+    ok
+}
 
-    // every sink, probed
+/// Every sink, probed. False if one fails.
+fn sinks_report(config: &Config) -> Result<bool, Failure> {
+    let mut ok = true;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,12 +233,7 @@ pub fn run(a: CheckArgs) -> Result<(), Failure> {
             }
         }
     }
-    if ok {
-        println!("all well");
-        Ok(())
-    } else {
-        Err(Failure::runtime(anyhow!("some checks failed (see above)")))
-    }
+    Ok(ok)
 }
 
 /// The log files of the work folders that cannot be opened and read, with the OS error.

@@ -5,6 +5,7 @@ mod backfill;
 mod check;
 mod check_privacy;
 mod cleanup;
+mod init;
 mod parse;
 mod report;
 mod run;
@@ -45,8 +46,11 @@ enum Command {
     Service(service::ServiceCommand),
     /// Ship what already exists, with progress, and exit when everything is acknowledged
     Backfill(backfill::BackfillArgs),
-    /// Validate the config, probe every sink, and list the work folders
+    /// Validate the config, probe every sink, and say which E-Post logs are on (and how to
+    /// switch on the others)
     Check(check::CheckArgs),
+    /// Write a commented config for this machine's mail work folder and one sink
+    Init(init::InitArgs),
     /// Per file and sink: what is checkpointed and how far behind it is
     Status(status::StatusArgs),
     /// Compress or delete old log files that every sink has acknowledged ([retention])
@@ -90,6 +94,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Service(_) => unreachable!("dispatched above"),
         Command::Backfill(a) => backfill::run(a),
         Command::Check(a) => check::run(a),
+        Command::Init(a) => init::run(a),
         Command::Status(a) => status::run(a),
         Command::Cleanup(a) => cleanup::run(a),
         Command::Trace(a) => trace::run(a),

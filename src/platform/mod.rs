@@ -1,6 +1,8 @@
 //! Everything that differs between Windows and the rest, in one place.
 
 #[cfg(windows)]
+mod registry;
+#[cfg(windows)]
 pub mod service;
 #[cfg(windows)]
 mod windows;
@@ -51,6 +53,43 @@ pub fn is_absolute_windows(p: &str) -> bool {
     let b = p.as_bytes();
     (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
         || p.starts_with(r"\\")
+}
+
+/// A value read from the Windows registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegValue<T> {
+    Set(T),
+    /// The key or the value does not exist.
+    Missing,
+    /// It exists but could not be read (access denied, wrong type): the OS's message.
+    Unreadable(String),
+}
+
+/// A `REG_DWORD` of `HKEY_LOCAL_MACHINE\<subkey>`; `None` where there is no registry (not
+/// Windows).
+pub fn registry_dword(subkey: &str, value: &str) -> Option<RegValue<u32>> {
+    #[cfg(windows)]
+    {
+        Some(registry::dword(subkey, value))
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = (subkey, value);
+        None
+    }
+}
+
+/// A `REG_SZ` of `HKEY_LOCAL_MACHINE\<subkey>`; `None` where there is no registry.
+pub fn registry_string(subkey: &str, value: &str) -> Option<RegValue<String>> {
+    #[cfg(windows)]
+    {
+        Some(registry::string(subkey, value))
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = (subkey, value);
+        None
+    }
 }
 
 /// Resolves when the process is asked to stop: Ctrl-C everywhere, SIGTERM on Unix, and

@@ -1,5 +1,6 @@
-//! The HTTP client every HTTP sink uses: keep-alive, TLS (custom CA, client certificate,
-//! explicit opt-out of verification), auth and extra headers.
+//! The HTTP client every HTTP sink uses: keep-alive, TLS (trusting webpki's public roots, the
+//! operating system's certificate store and `tls.ca_file`; client certificate; explicit
+//! opt-out of verification), auth and extra headers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -94,6 +95,21 @@ pub fn client(
     }
     b.build()
         .map_err(|e| SinkError::Config(format!("HTTP client: {e}")))
+}
+
+/// The CA certificates of the operating system's store: on Windows the `ROOT` store of the
+/// account (for a service running as LocalSystem that is the machine's store, where group
+/// policy puts a company CA); on Linux and elsewhere the OpenSSL files, or only
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` when either is set (on every platform). The same crate
+/// (`rustls-native-certs`) is what reqwest loads for the HTTP sinks (its `rustls-tls-native-roots` feature), so every sink trusts the
+/// same store. Errors reading parts of the store are logged, not fatal: webpki's roots and
+/// `tls.ca_file` still apply.
+pub fn native_roots() -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "reading the OS certificate store");
+    }
+    found.certs
 }
 
 /// A PEM file named by the config: a CA bundle is at most a few hundred KiB.

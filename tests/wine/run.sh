@@ -10,7 +10,10 @@
 #      control, cannot while a handle without FILE_SHARE_WRITE is held);
 #   3. the Windows service: `service install` (automatic start, command line, display name),
 #      `sc start`, shipping with the default state folder (%ProgramData%\epost-shipper) and the
-#      service log there, `sc stop` flushing and checkpointing, `service uninstall`.
+#      service log there, `sc stop` flushing and checkpointing, `service uninstall`;
+#   4. `check` without a config: the mail work folder from E-Post's registry value
+#      MailSpoolDir, and the log switches the GUI does not show (written with `wine reg add`)
+#      read and reported per kind (phase 3).
 # Everything under Wine runs on a freshly booted machine: after the build the script runs
 # itself again inside a Linux time namespace (`unshare --time`) whose monotonic and boot
 # clocks say the machine has been up for about 30 s, and starts its own wineserver there
@@ -471,6 +474,47 @@ check "service uninstall: sc query finds no such service" gone
 
 touch "$C/chunks/keeper.stop"
 wait "$KEEPER" 2>/dev/null
+
+# --- 3. check: E-Post's registry --------------------------------------------------------
+# `check` without a config finds the mail work folder through E-Post's registry value
+# MailSpoolDir and reads the log switches the GUI does not show; what it reports for each kind
+# follows the values written here with `wine reg add` (the files alone say "on" for all four).
+say "phase 3: check reads E-Post's registry (MailSpoolDir, the hidden log switches)"
+M3="$C/mail3"
+day=$(date +%y%m%d).log
+for k in inlog outlocallog receivepop3 receiveimap4; do
+    mkdir -p "$M3/$k/MAILSV01" && printf 'x\r\n' >"$M3/$k/MAILSV01/$day"
+done
+SVCS='HKLM\SYSTEM\CurrentControlSet\Services'
+regadd() { wine reg add "$@" /f >>"$WLOG" 2>&1; }
+regadd 'HKLM\SOFTWARE\EMWAC\IMS' /v MailSpoolDir /t REG_SZ /d 'C:\mail3'
+regadd "$SVCS\\EPSTPOP3S" /v AcceptlogEnabled /t REG_DWORD /d 1
+regadd "$SVCS\\EPSTIMAP4S" /v AcceptlogEnabled /t REG_DWORD /d 0
+# EPSTDS\MailSendLocallogEnabled is not set: its default, 0
+wine "$EXEW" check >"$WORK/check1.out" 2>>"$WORK/check1.err"
+rc=$?
+tr -d '\r' <"$WORK/check1.out" >"$WORK/check1.txt"
+has_line() { grep -qxF -- "$2" "$1" || { echo "missing in $1: $2" >&2; false; }; }
+check "check (no config): exit 0 (got $rc)" [ "$rc" -eq 0 ]
+check "check: the mail work folder comes from the registry's MailSpoolDir" \
+    has_line "$WORK/check1.txt" 'E-Post mail work folder C:\mail3 (registry HKLM\SOFTWARE\EMWAC\IMS\MailSpoolDir):'
+check "check: EPSTPOP3S\\AcceptlogEnabled = 1 read, receivepop3 on" \
+    has_line "$WORK/check1.txt" "  receivepop3   on    registry HKLM\\SYSTEM\\CurrentControlSet\\Services\\EPSTPOP3S\\AcceptlogEnabled = 1; newest $day (today)"
+check "check: EPSTIMAP4S\\AcceptlogEnabled = 0 read, receiveimap4 off despite its files" \
+    has_line "$WORK/check1.txt" "  receiveimap4  off   registry HKLM\\SYSTEM\\CurrentControlSet\\Services\\EPSTIMAP4S\\AcceptlogEnabled = 0; newest $day (today)"
+check "check: MailSendLocallogEnabled not set, outlocallog off, with the reg add to switch it on" \
+    bash -c "grep -qxF -- '  outlocallog   off   registry HKLM\\SYSTEM\\CurrentControlSet\\Services\\EPSTDS\\MailSendLocallogEnabled not set (0); newest $day (today)' '$WORK/check1.txt' &&
+             grep -A2 -F '  outlocallog   off' '$WORK/check1.txt' | grep -qF 'reg add HKLM\\SYSTEM\\CurrentControlSet\\Services\\EPSTDS /v MailSendLocallogEnabled /t REG_DWORD /d 1 /f'"
+check "check: a kind without a registry switch goes by its files (inlog on)" \
+    has_line "$WORK/check1.txt" "  inlog         on    newest $day (today)"
+regadd "$SVCS\\EPSTDS" /v MailSendLocallogEnabled /t REG_DWORD /d 1
+regadd "$SVCS\\EPSTIMAP4S" /v AcceptlogEnabled /t REG_DWORD /d 1
+wine "$EXEW" check >"$WORK/check2.out" 2>>"$WORK/check2.err"
+tr -d '\r' <"$WORK/check2.out" >"$WORK/check2.txt"
+check "check: after reg add MailSendLocallogEnabled = 1, outlocallog on" \
+    has_line "$WORK/check2.txt" "  outlocallog   on    registry HKLM\\SYSTEM\\CurrentControlSet\\Services\\EPSTDS\\MailSendLocallogEnabled = 1; newest $day (today)"
+check "check: after reg add EPSTIMAP4S\\AcceptlogEnabled = 1, receiveimap4 on" \
+    has_line "$WORK/check2.txt" "  receiveimap4  on    registry HKLM\\SYSTEM\\CurrentControlSet\\Services\\EPSTIMAP4S\\AcceptlogEnabled = 1; newest $day (today)"
 
 # --- Done --------------------------------------------------------------------------------
 check "the Linux reference parse reported nothing on stderr ($WORK/parse.err: $(wc -l <"$WORK/parse.err" 2>/dev/null || echo 0) lines)" \

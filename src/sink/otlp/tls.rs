@@ -1,5 +1,6 @@
 //! rustls client configuration for OTLP/gRPC from the shared `tls.*` keys: the public
-//! (webpki) roots plus `ca_file`, a client certificate for mutual TLS, or, only when
+//! (webpki) roots, the operating system's store (`sink::http::native_roots`) and `ca_file`, a client
+//! certificate for mutual TLS, or, only when
 //! `insecure_skip_verify` says so, no certificate check at all. ring is the crypto provider
 //! (no aws-lc: the Windows build cross-compiles with mingw).
 
@@ -34,6 +35,9 @@ pub fn client_config(tls: &TlsKeys) -> Result<ClientConfig, SinkError> {
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        // A certificate of the store that rustls cannot use is skipped, as reqwest does for
+        // the HTTP sinks: one odd root must not stop the shipper.
+        let (_added, _skipped) = roots.add_parsable_certificates(crate::sink::http::native_roots());
         if let Some(ca) = &tls.ca_file {
             let pem = read("tls.ca_file", ca)?;
             let mut n = 0;
