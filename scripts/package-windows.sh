@@ -118,7 +118,8 @@ echo "$DIST/$NAME.zip"
 
 $msi || exit 0
 command -v wixl >/dev/null 2>&1 || apt_install wixl msitools
-wixl --arch x64 -D Version="$VERSION" -D Stage="$STAGE" -o "$DIST/$NAME.msi" "$SRC/epost-shipper.wxs" >&2 || {
+# (in the staging folder: wixl takes the File/@Source paths relative to where it runs)
+(cd "$STAGE" && wixl --arch x64 -D Version="$VERSION" -o "$DIST/$NAME.msi" "$SRC/epost-shipper.wxs") >&2 || {
     say "wixl failed to build the MSI"
     exit 1
 }

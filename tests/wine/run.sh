@@ -544,6 +544,9 @@ else
     check "package: README.txt, shipper.toml, install.cmd, uninstall.cmd have CRLF line ends" all_crlf
     check "package: README.txt is UTF-8 with a BOM, in Japanese and English" readme_ok
 
+    # The one edit an admin makes here: the metrics port (the default 9898 may be taken by a
+    # real shipper on this host, see phase 1).
+    sed -i 's/^listen = "127.0.0.1:9898"/listen = "127.0.0.1:19899"/' "$PD/shipper.toml"
     # A bad config first: install.cmd stops at check, with exit 2, and installs nothing.
     cp "$PD/shipper.toml" "$WORK/pkg-shipper.toml"
     sed -i 's/^workdir = /workdri = /' "$PD/shipper.toml"
@@ -559,6 +562,11 @@ else
     installed() { grep -q ': OK' "$WORK/pkg-install.out" && grep -q 'is RUNNING' "$WORK/pkg-install.out"; }
     check "package: install.cmd ran check and says the service is RUNNING" installed
     check "package: the service is RUNNING" is_state RUNNING
+    pkg_metrics() {
+        curl -fsS --max-time 5 -o "$WORK/pkg-metrics.txt" http://127.0.0.1:19899/metrics 2>>"$WLOG" &&
+            grep -q '^epost_records_total' "$WORK/pkg-metrics.txt"
+    }
+    check "package: the service's metrics endpoint answers" wait_for 30 pkg_metrics
     wine reg query 'HKLM\System\CurrentControlSet\Services\epost-shipper' 2>>"$WLOG" | tr -d '\r' >"$WORK/pkg-reg.txt"
     check "package: the service runs the unzipped exe with the package's shipper.toml" \
         grep -Fq "$PW\\epost-shipper.exe\" service run --config \"$PW\\shipper.toml" "$WORK/pkg-reg.txt"
