@@ -259,11 +259,13 @@ fn grafana_provisioning_fits_loki_and_the_dashboards() {
 
     let ds = yaml(&dir.join("grafana/provisioning/datasources/loki.yaml"));
     let mut uids = BTreeSet::new();
+    let mut default_loki = false;
     for d in ds
         .get("datasources")
         .and_then(Yaml::as_sequence)
         .expect("datasources")
     {
+        default_loki |= d.get("isDefault").and_then(Yaml::as_bool) == Some(true);
         assert_eq!(d.get("type").and_then(Yaml::as_str), Some("loki"));
         let url = d.get("url").and_then(Yaml::as_str).expect("datasource url");
         assert_eq!(url, format!("http://loki:{port}"), "the data source's url");
@@ -319,8 +321,33 @@ fn grafana_provisioning_fits_loki_and_the_dashboards() {
         let mut used = BTreeSet::new();
         datasource_uids(&json, &mut used);
         for uid in used {
-            // `${...}`/`$x` are the dashboard's variables; `-- Grafana --` is Grafana's own
-            let builtin = uid.starts_with('$') || uid == "-- Grafana --" || uid == "grafana";
+            if let Some(var) = uid.strip_prefix('$') {
+                // a data source variable of the dashboard (`${DS_LOKI}`): provisioning does
+                // not fill `__inputs`, so it must be a `datasource` variable over Loki, which
+                // picks the provisioned (default) Loki data source
+                let var = var.trim_start_matches('{').trim_end_matches('}');
+                let defined = json
+                    .pointer("/templating/list")
+                    .and_then(|l| l.as_array())
+                    .into_iter()
+                    .flatten()
+                    .any(|v| {
+                        v.get("name").and_then(|n| n.as_str()) == Some(var)
+                            && v.get("type").and_then(|t| t.as_str()) == Some("datasource")
+                            && v.get("query").and_then(|q| q.as_str()) == Some("loki")
+                    });
+                assert!(
+                    defined,
+                    "deploy/{d} uses `{uid}`, which is no Loki data source variable of its templating"
+                );
+                assert!(
+                    default_loki,
+                    "deploy/{d} picks its Loki through `{uid}`: the provisioned one must be the default"
+                );
+                continue;
+            }
+            // `-- Grafana --` is Grafana's own
+            let builtin = uid == "-- Grafana --" || uid == "grafana";
             assert!(
                 builtin || uids.contains(&uid),
                 "deploy/{d} uses the data source uid `{uid}`; provisioned: {uids:?}"
