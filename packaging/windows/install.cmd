@@ -40,12 +40,19 @@ echo == epost-shipper service install --config "%CONFIG%"
 if errorlevel 1 goto failed
 
 echo == sc start epost-shipper
+set /a STARTS=0
+:start_service
+set /a STARTS+=1
 sc start epost-shipper >nul
 set /a WAITED=0
 :wait_running
 sc query epost-shipper | find "RUNNING" >nul
 if not errorlevel 1 goto running
 set /a WAITED+=1
+rem a service that did not connect in time (a loaded machine at boot) is STOPPED: start it
+rem again, three times at most
+if %WAITED% geq 10 sc query epost-shipper | find "STOPPED" >nul
+if %WAITED% geq 10 if not errorlevel 1 if %STARTS% lss 3 goto start_service
 if %WAITED% geq 30 goto not_running
 rem one second (timeout.exe is not on every Windows, nor under Wine)
 ping -n 2 127.0.0.1 >nul

@@ -550,13 +550,13 @@ else
     # A bad config first: install.cmd stops at check, with exit 2, and installs nothing.
     cp "$PD/shipper.toml" "$WORK/pkg-shipper.toml"
     sed -i 's/^workdir = /workdri = /' "$PD/shipper.toml"
-    wine cmd /c "$PW\\install.cmd" >"$WORK/pkg-install-bad.out" 2>>"$WLOG"
+    wine cmd /c "$PW\\install.cmd" >"$WORK/pkg-install-bad.out" 2>&1
     rc=$?
     refused() { [ "$rc" -eq 2 ] && grep -q 'workdri' "$WORK/pkg-install-bad.out" && gone; }
     check "package: install.cmd with a bad shipper.toml exits 2, names the key, installs nothing (got $rc)" refused
     cp "$WORK/pkg-shipper.toml" "$PD/shipper.toml"
 
-    wine cmd /c "$PW\\install.cmd" >"$WORK/pkg-install.out" 2>>"$WLOG"
+    wine cmd /c "$PW\\install.cmd" >"$WORK/pkg-install.out" 2>&1
     rc=$?
     check "package: install.cmd (check, service install, sc start) exits 0 (got $rc)" [ "$rc" -eq 0 ]
     installed() { grep -q ': OK' "$WORK/pkg-install.out" && grep -q 'is RUNNING' "$WORK/pkg-install.out"; }
@@ -599,11 +599,14 @@ else
         # as an admin who wants everything sent again: the state folder goes first
         rm -rf "$C/ProgramData/epost-shipper"
         cp "$PMSI" "$C/chunks/epost-shipper.msi"
-        wine msiexec /i 'C:\chunks\epost-shipper.msi' /qn >>"$WLOG" 2>&1
+        # Wine 8's msi writes the service's ImagePath unquoted ("C:\Program Files\..." then
+        # cannot start, and StartServices fails the install; Windows Installer quotes it): under
+        # Wine the MSI goes to a folder without a space.
+        wine msiexec /i 'C:\chunks\epost-shipper.msi' /qn 'INSTALLDIR=C:\epost-shipper\' >>"$WLOG" 2>&1
         rc=$?
-        MD="$C/Program Files/epost-shipper"
+        MD="$C/epost-shipper"
         msi_files() { [ "$rc" -eq 0 ] && [ -f "$MD/epost-shipper.exe" ] && [ -f "$MD/shipper.toml" ] && [ -f "$MD/README.txt" ]; }
-        check "package: msiexec /i ... /qn exits 0 (got $rc), files in C:\\Program Files\\epost-shipper" msi_files
+        check "package: msiexec /i ... /qn exits 0 (got $rc), files in C:\\epost-shipper (INSTALLDIR)" msi_files
         check "package: the MSI registered and started the service (RUNNING)" wait_for 30 is_state RUNNING
         msi_records() { wait_for 90 has_all "$PSINK" "$WORK/pkg-expected2.ids" && same_ids "$PSINK" "$WORK/pkg-expected2.ids"; }
         check "package (MSI): records of the mail folder arrive, exactly the records of the Linux parse" msi_records
