@@ -525,6 +525,8 @@ else
     PNAME=$(basename "$PZIP" .zip)
     unzip -q "$PZIP" -d "$C/Program Files" 2>>"$WLOG"
     PD="$C/Program Files/$PNAME"
+    # and next to the unzipped exe, as phase 2 has it (a Wine-8-only shim, see above)
+    [ -f "$APP/bcryptprimitives.dll" ] && cp "$APP/bcryptprimitives.dll" "$PD/"
     PW="C:\\Program Files\\$PNAME"
     zip_files() {
         [ "$(unzip -Z1 "$PZIP" | sort | tr '\n' ' ')" = "$PNAME/ $PNAME/README.txt $PNAME/epost-shipper.exe $PNAME/install.cmd $PNAME/shipper.toml $PNAME/uninstall.cmd " ]
