@@ -676,7 +676,7 @@ else
     touch "$C/chunks/keeper.stop"
     wait "$KEEPER" 2>/dev/null
 fi
-# === 3. Windows package: end ============================================================
+# === 4. Windows package: end ============================================================
 
 # --- Done --------------------------------------------------------------------------------
 check "the Linux reference parse reported nothing on stderr ($WORK/parse.err: $(wc -l <"$WORK/parse.err" 2>/dev/null || echo 0) lines)" \
