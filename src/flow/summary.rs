@@ -1,5 +1,6 @@
 //! `trace`'s text: the journey line by line, then one paragraph saying what happened.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::found::Found;
@@ -152,14 +153,18 @@ pub fn listing(t: &Traced, what: &str) -> String {
     if !t.messages.is_empty() {
         o.push_str("Messages\n--------\n");
     }
+    // the records of each message, grouped once: an address with thousands of messages must
+    // not make this a walk over every record per message
+    let mut by_id: HashMap<&str, Vec<&Found>> = HashMap::new();
+    for f in &t.records {
+        if let Some(id) = f.local_id.as_deref() {
+            by_id.entry(id).or_default().push(f);
+        }
+    }
     for id in &t.messages {
-        let of = |k: Kind| {
-            t.records
-                .iter()
-                .filter(move |f| f.kind == k && f.local_id.as_deref() == Some(id))
-        };
-        let first = t.records.iter().find(|f| f.local_id.as_deref() == Some(id));
-        let when = first.map_or("?", hhmm);
+        let mine = by_id.get(id.as_str()).map_or(&[][..], Vec::as_slice);
+        let of = |k: Kind| mine.iter().copied().filter(move |f| f.kind == k);
+        let when = mine.first().map_or("?", |f| hhmm(f));
         let inlog = of(Kind::Inlog).next();
         let from = inlog
             .and_then(|i| i.from.first().cloned())
