@@ -501,15 +501,22 @@ fn start_checkpointer(
     let h = std::thread::Builder::new()
         .name("epost-checkpoint".into())
         .spawn(move || {
+            // when the last write was: at most one per `checkpoint_interval` (elapsed()
+            // saturates, so no Instant arithmetic can fail here)
+            let mut last: Option<Instant> = None;
             while !stop.load(Ordering::Relaxed) {
                 // unparked at shutdown, so that stopping does not wait out the interval
                 std::thread::park_timeout(interval.min(Duration::from_millis(200)));
                 if crate::fault::hit("checkpoint-panic", b"") {
                     panic!("injected fault: checkpoint-panic");
                 }
+                if last.is_some_and(|t| t.elapsed() < interval) {
+                    continue;
+                }
                 // only when something moved, and only what moved
                 if let Some(d) = tracker.delta() {
                     write_checkpoint(&mut lock(&writer), d, &metrics);
+                    last = Some(Instant::now());
                 }
             }
         })

@@ -588,7 +588,8 @@ fn check_with(h: &Harness, privacy: &str, env: &[(&str, &str)]) -> (i32, String,
 #[test]
 fn config_errors() {
     let h = Harness::new();
-    std::fs::create_dir_all(&h.mail).unwrap();
+    // an E-Post work folder (`check` fails on a folder that is not one)
+    std::fs::create_dir_all(h.mail.join("inlog/MAILSV01")).unwrap();
     let empty = h.dir.path().join("empty.key");
     std::fs::write(&empty, "\n").unwrap();
     let short = h.dir.path().join("short.key");
