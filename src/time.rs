@@ -150,6 +150,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Inverse of [`civil_from_days`].
+/// Unix milliseconds now (0 before 1970, saturating far after): the clock of checkpoints and
+/// acknowledgements.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

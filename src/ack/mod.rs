@@ -68,11 +68,7 @@ pub struct Tracker {
     draining: std::sync::atomic::AtomicBool,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::time::now_ms;
 
 impl Tracker {
     /// The shared state. A thread that panicked while holding the lock leaves it poisoned;

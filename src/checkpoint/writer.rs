@@ -9,13 +9,6 @@ use std::io::{self, Write};
 use super::journal::{self, Delta};
 use super::{FileState, SinkState, Snapshot, Store};
 
-/// Unix milliseconds (the checkpoint is below the tracker, so it keeps its own clock).
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The journal is compacted into a new base once it is larger than this many times the base
 /// (and at least [`COMPACT_MIN_BYTES`]): the bytes written then stay within a small factor of
 /// what moved, and a restart replays at most a few bases' worth of lines.
@@ -112,7 +105,7 @@ impl Writer {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             version: 1,
-            written_ms: now_ms(),
+            written_ms: crate::time::now_ms(),
             generation: self.generation.saturating_add(1),
             files: self.files.values().cloned().collect(),
             sinks: self.sinks.clone(),

@@ -39,15 +39,8 @@ pub fn render(r: &Report, top: usize) -> String {
          <style>{STYLE}</style></head><body><h1>E-Post mail report</h1><p>{}</p>",
         esc(&span)
     );
-    let t = &r.totals;
     o.push_str("<table class=\"totals\">");
-    for (n, what) in [
-        (t.received, "received"),
-        (t.delivered, "delivered"),
-        (t.failed, "failed"),
-        (t.rejected_sessions, "rejected sessions"),
-        (t.auth_failures, "auth failures"),
-    ] {
+    for (n, what) in r.totals.rows() {
         let _ = write!(o, "<tr><td>{n}</td><td class=\"k\">{what}</td></tr>");
     }
     let d = &r.delay_seconds;

@@ -26,6 +26,19 @@ pub struct Totals {
     pub auth_failures: u64,
 }
 
+impl Totals {
+    /// The totals with their names, in the order the reports print them.
+    pub fn rows(&self) -> [(u64, &'static str); 5] {
+        [
+            (self.received, "received"),
+            (self.delivered, "delivered"),
+            (self.failed, "failed"),
+            (self.rejected_sessions, "rejected sessions"),
+            (self.auth_failures, "auth failures"),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Hour {
     /// Start of the local hour, RFC 3339 with its offset.

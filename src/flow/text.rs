@@ -13,14 +13,7 @@ pub fn render(r: &Report, top: usize) -> String {
     };
     let _ = writeln!(o, "E-Post mail report: {span}\n");
     heading(&mut o, "Grand totals");
-    let t = &r.totals;
-    for (n, what) in [
-        (t.received, "received"),
-        (t.delivered, "delivered"),
-        (t.failed, "failed"),
-        (t.rejected_sessions, "rejected sessions"),
-        (t.auth_failures, "auth failures"),
-    ] {
+    for (n, what) in r.totals.rows() {
         let _ = writeln!(o, "{n:>9}  {what}");
     }
     let d = &r.delay_seconds;
