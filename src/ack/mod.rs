@@ -132,6 +132,26 @@ impl Tracker {
         }
     }
 
+    /// File `id` was moved to `path` (on `host`): its checkpoint entry moves with it, and the
+    /// old path's entry goes.
+    pub fn relocate(&self, id: FileId, path: &str, host: &str) {
+        let mut st = self.state();
+        let st = &mut *st;
+        let Some(p) = st.files.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut p.meta.path, path.to_string());
+        p.meta.host = host.to_string();
+        if st.current.get(&old) == Some(&id) {
+            st.current.remove(&old);
+        }
+        st.dormant.remove(path);
+        st.current.insert(path.to_string(), id);
+        st.dirty.insert(old);
+        st.dirty.insert(path.to_string());
+        st.changed = true;
+    }
+
     /// The file is gone: forget it once what was read of it is acknowledged.
     pub fn retire(&self, id: FileId) {
         let mut st = self.state();

@@ -109,6 +109,12 @@ impl FileParser {
 
     /// Sets the file's generation (part of every `event.id`), for a file read from a checkpoint
     /// rather than from its first line: see [`crate::record::generation_of`].
+    /// The file was moved: records from here on name `source` (its path, its host), while
+    /// what the parser holds of the file (a pending record, sessions, the date) stays.
+    pub fn set_source(&mut self, source: Source) {
+        self.source = source;
+    }
+
     pub fn set_generation(&mut self, generation: u64) {
         self.source.generation = generation;
     }

@@ -1,34 +1,36 @@
 //! Time-based flushing: a multi-line record or a partial last line is emitted once its file
 //! has been quiet long enough, and idle or deleted files are closed or let go at their end.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::Tailer;
+use super::reader::ReaderKey;
 use super::segment::{SegmentBuf, flush_contained, push_contained};
 
 impl Tailer {
     /// Nothing new to read: flush what waits on time, close idle rotated files, finish
     /// deleted ones.
-    pub(super) fn at_eof(&mut self, path: &Path) -> bool {
-        let worked = self.maybe_flush_idle(path);
+    pub(super) fn at_eof(&mut self, key: ReaderKey) -> bool {
+        let worked = self.maybe_flush_idle(key);
         let close_inactive = self.cfg.close_inactive;
-        let t = self.files.get_mut(path).expect("present");
+        let Some(t) = self.files.get_mut(&key) else {
+            return worked;
+        };
         let idle = t.last_growth.elapsed();
         let settled = t.carry.is_empty() && t.parser.pending_offset().is_none();
         if t.deleted && (settled || idle >= self.cfg.partial_line_timeout) {
             // Deleted: what was written is read; flush the rest and let it go.
             if !settled {
-                self.flush(path, true);
+                self.flush(key, true);
             }
-            let t = self.files.get_mut(path).expect("present");
-            if t.handle.take().is_some() {
-                self.open -= 1;
+            if let Some(t) = self.remove_reader(key) {
+                if t.handle.is_some() {
+                    self.open -= 1;
+                }
+                self.tracker.retire(t.id);
             }
-            self.tracker.retire(t.id);
             self.counters.files_done.fetch_add(1, Ordering::Relaxed);
-            self.files.remove(path);
             return true;
         }
         let old_day = !t.newest || self.plan.exit_when_caught_up;
@@ -50,8 +52,10 @@ impl Tailer {
     }
 
     /// Emits a multi-line record or a partial last line that has waited long enough.
-    pub(super) fn maybe_flush_idle(&mut self, path: &Path) -> bool {
-        let t = self.files.get(path).expect("present");
+    pub(super) fn maybe_flush_idle(&mut self, key: ReaderKey) -> bool {
+        let Some(t) = self.files.get(&key) else {
+            return false;
+        };
         let idle = t.last_growth.elapsed();
         let partial_due = !t.carry.is_empty()
             && if self.plan.exit_when_caught_up {
@@ -65,14 +69,17 @@ impl Tailer {
             if !self.wait_for_room() {
                 return false;
             }
-            return self.flush(path, partial_due);
+            return self.flush(key, partial_due);
         }
         false
     }
 
     /// Emits the pending multi-line record, and the partial last line too if `partial`.
-    pub(super) fn flush(&mut self, path: &Path, partial: bool) -> bool {
-        let t = self.files.get_mut(path).expect("present");
+    pub(super) fn flush(&mut self, key: ReaderKey, partial: bool) -> bool {
+        let Some(t) = self.files.get_mut(&key) else {
+            return false;
+        };
+        let path = t.log.path.as_path();
         let mut seg = SegmentBuf::new(&self.outputs, self.cfg.privacy.as_deref(), 0);
         let mut end = t.pos - t.carry.len() as u64;
         if partial && !t.carry.is_empty() {

@@ -3,30 +3,33 @@
 //! waits its turn.
 
 use std::io::{Seek, SeekFrom};
-use std::path::Path;
 use std::time::Instant;
 
+use super::reader::ReaderKey;
 use super::{Tailer, fingerprint};
 
 impl Tailer {
-    pub(super) fn open_handle(&mut self, path: &Path) -> bool {
-        if self.open >= self.cfg.max_open_files && !self.close_one_idle(path) {
-            let t = self.files.get_mut(path).expect("present");
+    pub(super) fn open_handle(&mut self, key: ReaderKey) -> bool {
+        let Some(path) = self.files.get(&key).map(|t| t.log.path.clone()) else {
+            return false;
+        };
+        if self.open >= self.cfg.max_open_files && !self.close_one_idle(key) {
+            let t = self.files.get_mut(&key).expect("present");
             if t.waiting_since.is_none() {
                 t.waiting_since = Some(Instant::now());
                 tracing::debug!(path = %path.display(), max_open_files = self.cfg.max_open_files, "every handle is in use; the file waits its turn");
             }
             return false;
         }
-        let mut file = match crate::platform::open_shared(path) {
+        let mut file = match crate::platform::open_shared(&path) {
             Ok(f) => f,
             Err(e) => {
-                self.failed(path, "open", &e);
+                self.failed(key, "open", &e);
                 return false;
             }
         };
-        self.succeeded(path);
-        let t = self.files.get_mut(path).expect("present");
+        self.succeeded(key);
+        let t = self.files.get_mut(&key).expect("present");
         t.waiting_since = None;
         if t.fp.len > 0 {
             match t.fp.matches(&mut file) {
@@ -38,7 +41,7 @@ impl Tailer {
                     {
                         tracing::warn!(path = %path.display(), repeated, "file changed under the same name; reading the new one from the start");
                     }
-                    self.restart(path);
+                    self.restart(key);
                     return false;
                 }
             }
@@ -90,22 +93,22 @@ impl Tailer {
     /// scan and reopened when it grows). Without the second choice, more folders than
     /// `max_open_files` (central collection) held every handle on their newest files for good
     /// and no other file could ever be read.
-    pub(super) fn close_one_idle(&mut self, for_path: &Path) -> bool {
+    pub(super) fn close_one_idle(&mut self, for_key: ReaderKey) -> bool {
         let victim = self
             .files
             .iter()
-            .filter(|(p, t)| {
+            .filter(|(k, t)| {
                 t.handle.is_some()
-                    && p.as_path() != for_path
+                    && **k != for_key
                     && t.carry.is_empty()
                     && t.parser.pending_offset().is_none()
                     && t.pos >= t.size
             })
             .min_by_key(|(_, t)| (t.newest, t.last_growth))
-            .map(|(p, _)| p.clone());
+            .map(|(k, _)| *k);
         match victim {
-            Some(p) => {
-                let t = self.files.get_mut(&p).expect("present");
+            Some(k) => {
+                let t = self.files.get_mut(&k).expect("present");
                 t.handle = None;
                 self.open -= 1;
                 true

@@ -7,10 +7,12 @@
 //! lines, truncation, files deleted or replaced under the same name, and thousands of old
 //! files with a bounded number of open handles.
 //!
-//! The [`Tailer`] here is the scheduler: it owns the map of per-file readers and the loop
-//! that gives each at most one segment per round. Its other jobs are one file each:
+//! The [`Tailer`] here is the scheduler: it owns the map of per-file readers, keyed by the
+//! file rather than its path (a moved file keeps its reader), and the loop that gives each at
+//! most one segment per round. Its other jobs are one file each:
 //! - `reader`: one file's state (handle, position, carry, parser, fingerprint, backoff);
-//! - `folders`: keeping the readers in step with the folders (new, grown, gone, replaced);
+//! - `folders`: keeping the readers in step with the folders (new, grown, gone, replaced,
+//!   moved);
 //! - `handles`: the open-handle budget (`max_open_files`);
 //! - `flush`: time-based flushing of partial lines and multi-line records, closing at EOF;
 //! - `quarantine`: the viruslog pairs, a source of their own;
@@ -27,7 +29,7 @@ mod segment;
 pub use crate::lines;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -43,7 +45,7 @@ use crate::kind::Kind;
 use crate::parse::ParseOptions;
 use crate::sink::Encoding;
 use crate::time::Date;
-use reader::{BACKFILL_ATTEMPTS, Failing, Limits, Reader, retry_delay};
+use reader::{BACKFILL_ATTEMPTS, Failing, Limits, Reader, ReaderKey, retry_delay};
 
 /// What to read, and when to stop.
 #[derive(Debug, Clone)]
@@ -91,8 +93,15 @@ pub struct Tailer {
     options: ParseOptions,
     tracker: Arc<Tracker>,
     outputs: Vec<Output>,
-    files: BTreeMap<PathBuf, Reader>,
+    /// Every file's reader, keyed by the file (see [`ReaderKey`]), in the order found.
+    files: BTreeMap<ReaderKey, Reader>,
+    /// Which reader each path belongs to now (a moved file's reader is re-indexed).
+    by_path: HashMap<PathBuf, ReaderKey>,
+    next_key: u64,
     restored: HashMap<String, FileState>,
+    /// The checkpointed files by (kind, file name), built when first needed: where a file
+    /// moved while the shipper was stopped finds its entry.
+    restored_by_name: Option<HashMap<(String, String), Vec<String>>>,
     next_id: FileId,
     next_seq: u64,
     scans: u64,
@@ -136,7 +145,10 @@ impl Tailer {
             plan,
             tracker,
             outputs,
+            restored_by_name: None,
             files: BTreeMap::new(),
+            by_path: HashMap::new(),
+            next_key: 0,
             next_id: 1,
             next_seq: 1,
             scans: 0,
@@ -224,7 +236,7 @@ impl Tailer {
     /// One round over the files: at most one segment each. Returns whether anything was done.
     fn step(&mut self) -> bool {
         // Only files with something to do: thousands of finished old files cost nothing here.
-        let paths: Vec<PathBuf> = self
+        let keys: Vec<ReaderKey> = self
             .files
             .iter()
             .filter(|(_, t)| {
@@ -235,23 +247,23 @@ impl Tailer {
                         || !t.carry.is_empty()
                         || t.parser.pending_offset().is_some())
             })
-            .map(|(p, _)| p.clone())
+            .map(|(k, _)| *k)
             .collect();
         let mut worked = false;
-        for p in &paths {
+        for &k in &keys {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            match self.files.get(p).map(|t| t.log.kind) {
-                Some(Kind::Viruslog) => worked |= self.step_quarantine(p),
-                Some(_) => worked |= self.step_file(p),
+            match self.files.get(&k).map(|t| t.log.kind) {
+                Some(Kind::Viruslog) => worked |= self.step_quarantine(k),
+                Some(_) => worked |= self.step_file(k),
                 None => {}
             }
         }
         self.counters
             .open_files
             .store(self.open as u64, Ordering::Relaxed);
-        self.count_waiting(&paths);
+        self.count_waiting(&keys);
         worked
     }
 
@@ -259,10 +271,10 @@ impl Tailer {
     /// summary warning about both every ten minutes while there are any.
     /// `active`: the files this step looked at (a file waiting for a handle has something
     /// to read, so it is one of them; the thousands of finished files are not walked again).
-    fn count_waiting(&mut self, active: &[PathBuf]) {
+    fn count_waiting(&mut self, active: &[ReaderKey]) {
         let mut waiting = 0u64;
         let mut longest = Duration::ZERO;
-        for t in active.iter().filter_map(|p| self.files.get(p)) {
+        for t in active.iter().filter_map(|k| self.files.get(k)) {
             if let Some(since) = t.waiting_since {
                 waiting += 1;
                 longest = longest.max(since.elapsed());
@@ -309,10 +321,11 @@ impl Tailer {
 
     /// Notes that `path` could not be opened or read: warned about once, then retried with a
     /// growing delay (not four times a second), and listed for `backfill` and the metrics.
-    fn failed(&mut self, path: &Path, what: &str, e: &std::io::Error) {
-        let Some(t) = self.files.get_mut(path) else {
+    fn failed(&mut self, key: ReaderKey, what: &str, e: &std::io::Error) {
+        let Some(t) = self.files.get_mut(&key) else {
             return;
         };
+        let path = t.log.path.as_path();
         let times = t.failing.map_or(0, |f| f.times).saturating_add(1);
         // once a spell of failures, and a file that keeps coming back and failing again at
         // most once a minute
@@ -332,12 +345,12 @@ impl Tailer {
             .insert(path.to_path_buf(), format!("cannot {what}: {e}"));
     }
 
-    fn succeeded(&mut self, path: &Path) {
-        if let Some(t) = self.files.get_mut(path)
+    fn succeeded(&mut self, key: ReaderKey) {
+        if let Some(t) = self.files.get_mut(&key)
             && t.failing.take().is_some()
         {
-            tracing::info!(path = %path.display(), "log file readable again");
-            self.counters.unreadable().remove(path);
+            tracing::info!(path = %t.log.path.display(), "log file readable again");
+            self.counters.unreadable().remove(&t.log.path);
         }
     }
 
@@ -351,40 +364,40 @@ impl Tailer {
         self.given_up(t) || t.failing.is_some_and(|f| Instant::now() < f.retry_at)
     }
 
-    fn step_file(&mut self, path: &Path) -> bool {
-        if crate::fault::hit("tail-panic", path.to_string_lossy().as_bytes()) {
+    fn step_file(&mut self, key: ReaderKey) -> bool {
+        let Some(t) = self.files.get(&key) else {
+            return false;
+        };
+        if crate::fault::hit("tail-panic", t.log.path.to_string_lossy().as_bytes()) {
             panic!("injected fault: tail-panic");
         }
-        if self.files.get(path).is_some_and(|t| self.resting(t)) {
+        if self.resting(t) {
             return false;
         }
-        let (needs_data, finished) = {
-            let t = self.files.get(path).expect("present");
-            (t.size > t.pos || t.handle.is_some(), t.finished)
-        };
-        if finished || !needs_data {
-            return self.maybe_flush_idle(path);
+        if t.finished || !(t.size > t.pos || t.handle.is_some()) {
+            return self.maybe_flush_idle(key);
         }
-        if self.files.get(path).is_some_and(|t| t.handle.is_none()) && !self.open_handle(path) {
+        if t.handle.is_none() && !self.open_handle(key) {
             return false;
         }
         // current size, from the open handle
         let size = {
-            let t = self.files.get_mut(path).expect("present");
+            let t = self.files.get_mut(&key).expect("present");
             match t.handle.as_ref().map(|h| h.as_file().metadata()) {
                 Some(Ok(m)) => m.len(),
                 _ => t.size,
             }
         };
-        let t = self.files.get_mut(path).expect("present");
+        let t = self.files.get_mut(&key).expect("present");
         let lines_waiting = memchr::memchr(b'\n', &t.carry).is_some();
         if size < t.pos {
+            let path = t.log.path.as_path();
             if let Some(repeated) =
                 crate::warn_limit::check("tail.truncated", &path.to_string_lossy())
             {
                 tracing::warn!(path = %path.display(), size, offset = t.pos, repeated, "file was truncated; reading it again from the start");
             }
-            self.restart(path);
+            self.restart(key);
             return true;
         }
         if size > t.size {
@@ -392,26 +405,25 @@ impl Tailer {
         }
         t.size = size;
         if size == t.pos && !lines_waiting {
-            return self.at_eof(path);
+            return self.at_eof(key);
         }
         if !self.wait_for_room() {
             return false;
         }
-        self.read_segment(path);
+        self.read_segment(key);
         true
     }
 
     /// Reads the file's next segment and sends it on; the reader does the reading and
     /// parsing, the scheduler the bookkeeping (checkpoint metadata, counters, sending).
-    fn read_segment(&mut self, path: &Path) {
+    fn read_segment(&mut self, key: ReaderKey) {
         let limits = Limits {
             max_bytes: self.pipeline.segment_max_bytes.0 as usize,
             max_records: u32::try_from(self.pipeline.segment_max_records).unwrap_or(u32::MAX),
             max_line: usize::try_from(self.pipeline.max_record_bytes.0).unwrap_or(usize::MAX),
         };
-        let t = self.files.get_mut(path).expect("present");
+        let t = self.files.get_mut(&key).expect("present");
         let read = match t.read_segment(
-            path,
             &mut self.buf,
             &self.outputs,
             self.cfg.privacy.as_deref(),
@@ -420,7 +432,7 @@ impl Tailer {
             Ok(Some(read)) => read,
             Ok(None) => return,
             Err(e) => {
-                self.failed(path, "read", &e);
+                self.failed(key, "read", &e);
                 return;
             }
         };

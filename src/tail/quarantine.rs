@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
+use super::reader::ReaderKey;
 use super::segment::{SegmentBuf, recovered};
 use super::{Tailer, fingerprint};
 use crate::discover;
@@ -14,13 +15,16 @@ use crate::parse::{FileParser, quarantine};
 use crate::record::Record;
 
 impl Tailer {
-    pub(super) fn step_quarantine(&mut self, path: &Path) -> bool {
-        let t = self.files.get(path).expect("present");
+    pub(super) fn step_quarantine(&mut self, key: ReaderKey) -> bool {
+        let Some(t) = self.files.get(&key) else {
+            return false;
+        };
         if self.resting(t) || t.finished || t.deleted {
             return false;
         }
-        let msg = discover::message_of(path);
-        if !self.pair_settled(path, msg.as_deref()) {
+        let path = t.log.path.clone();
+        let msg = discover::message_of(&path);
+        if !self.pair_settled(key, &path, msg.as_deref()) {
             return false;
         }
         if !self.wait_for_room() {
@@ -29,15 +33,15 @@ impl Tailer {
         // The envelope is read up to max_record_bytes, the .MSG only streamed through a fixed
         // buffer (size, hash, headers): neither is held whole in memory.
         let (rcp, rcp_truncated) =
-            match quarantine::read_rcp_file(path, self.options.max_record_bytes) {
+            match quarantine::read_rcp_file(&path, self.options.max_record_bytes) {
                 Ok(x) => x,
                 Err(e) => {
-                    self.failed(path, "read", &e);
+                    self.failed(key, "read", &e);
                     return false;
                 }
             };
-        self.succeeded(path);
-        self.ship_pair(path, msg.as_deref(), &rcp, rcp_truncated);
+        self.succeeded(key);
+        self.ship_pair(key, &path, msg.as_deref(), &rcp, rcp_truncated);
         true
     }
 
@@ -45,9 +49,11 @@ impl Tailer {
     /// and times) for `settle` by our own clock, or both older than `settle` by theirs. The
     /// first rule alone decides for a pair stamped in the future (a share on a server whose
     /// clock runs ahead), which the second never passes: such pairs were never shipped.
-    fn pair_settled(&mut self, path: &Path, msg: Option<&Path>) -> bool {
+    fn pair_settled(&mut self, key: ReaderKey, path: &Path, msg: Option<&Path>) -> bool {
         let settle = self.cfg.viruslog_settle;
-        let t = self.files.get_mut(path).expect("present");
+        let Some(t) = self.files.get_mut(&key) else {
+            return false;
+        };
         let state_of = |p: &Path| {
             std::fs::metadata(p)
                 .ok()
@@ -75,8 +81,17 @@ impl Tailer {
 
     /// Builds the pair's record from the envelope `rcp` (and a summary of the `.MSG`), sends
     /// it, and marks the pair finished.
-    fn ship_pair(&mut self, path: &Path, msg: Option<&Path>, rcp: &[u8], rcp_truncated: bool) {
-        let t = self.files.get_mut(path).expect("present");
+    fn ship_pair(
+        &mut self,
+        key: ReaderKey,
+        path: &Path,
+        msg: Option<&Path>,
+        rcp: &[u8],
+        rcp_truncated: bool,
+    ) {
+        let Some(t) = self.files.get_mut(&key) else {
+            return;
+        };
         let meta = std::fs::metadata(path).ok();
         let mtime = meta
             .as_ref()

@@ -2,7 +2,6 @@
 //! complete line yet), parser, fingerprint and generation, and its failure backoff. The
 //! scheduler in `mod.rs` owns one per file.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use std::io::Read as _;
@@ -34,6 +33,13 @@ pub(super) fn retry_delay(times: u32) -> Duration {
 
 /// What is known of a quarantine pair's two files: sizes and modification times.
 pub(super) type PairState = (Option<(u64, SystemTime)>, Option<(u64, SystemTime)>);
+
+/// Which file a reader follows, whatever it is called now: the scheduler's map is keyed by
+/// this, and `Tailer::by_path` only says which reader a path belongs to at the moment. A file
+/// renamed or moved (a host folder renamed, the work folder moved) keeps its reader and its
+/// position; a different file under the same name gets a reader (and a key) of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct ReaderKey(pub(super) u64);
 
 pub(super) struct Reader {
     pub(super) id: FileId,
@@ -93,7 +99,6 @@ impl Reader {
     /// read error nothing has changed.
     pub(super) fn read_segment(
         &mut self,
-        path: &Path,
         buf: &mut Vec<u8>,
         outputs: &[Output],
         privacy: Option<&crate::privacy::Policy>,
@@ -133,7 +138,7 @@ impl Reader {
             push_contained(
                 &mut self.parser,
                 &mut seg,
-                path,
+                &self.log.path,
                 start,
                 line.bytes,
                 line.end,
