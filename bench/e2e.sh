@@ -10,6 +10,8 @@
 #                  otlp-http (the real servers: tests/servers/up.sh NAME first)
 #     COMPRESSION  none (default for null targets) or gzip
 #   EPOST_BENCH_PIPELINE='queue_segments = 8' adds keys to the [pipeline] table (experiments).
+#   EPOST_BENCH_BIN=path measures that shipper binary instead of this tree's (an A/B run of an
+#   older build on the same data and endpoint; its config keys must be the same).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-1000000}
@@ -85,11 +87,11 @@ if [[ $TARGET == null* ]]; then
 fi
 
 # getrusage of the child: CPU and peak RSS of the shipper alone
-python3 - "$RUN/shipper.toml" "$LINES" "$TARGET" <<'PY'
+python3 - "$RUN/shipper.toml" "$LINES" "$TARGET" "${EPOST_BENCH_BIN:-./target/release/epost-shipper}" <<'PY'
 import resource, subprocess, sys, time
-cfg, lines, target = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cfg, lines, target, shipper = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 t0 = time.monotonic()
-p = subprocess.run(["./target/release/epost-shipper", "--log-level", "warn", "backfill", "--config", cfg],
+p = subprocess.run([shipper, "--log-level", "warn", "backfill", "--config", cfg],
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 wall = time.monotonic() - t0
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
