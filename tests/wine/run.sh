@@ -564,7 +564,9 @@ check "check: after reg add EPSTIMAP4S\\AcceptlogEnabled = 1, receiveimap4 on" \
 # package's own file sink, uninstall.cmd; then the MSI with msiexec /i ... /qn and /x.
 # Deliberate breaks made once (then reverted), each failing the check named: install.cmd
 # without `sc start` ("install.cmd: the service is RUNNING"); the package's shipper.toml
-# with a file sink elsewhere ("records of the mail folder arrive").
+# with a file sink elsewhere ("records of the mail folder arrive"); boot_prefix without
+# `wineserver -w` (the old boot: the service never starts, 13 of this phase's checks fail,
+# msiexec exit 91).
 # (This phase once failed here, the service never starting, WIN32_EXIT_CODE 1077, while the
 # same install.cmd run by hand started it: the prefix had two services.exe, see boot_prefix.)
 PZIP=${EPOST_WINE_PKG_ZIP:-}
