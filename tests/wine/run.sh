@@ -443,8 +443,10 @@ path = 'C:\out\service.ndjson'
 listen = ""
 EOF
 SSINK="$C/out/service.ndjson"
-# Wine shuts its services.exe (killing the service) down whenever no user process runs,
-# which Windows does not: a do-nothing Wine process keeps it up during this phase.
+# Without a persistent wineserver Wine shuts its services.exe (killing the service) down
+# whenever no user process runs, which Windows does not. boot_prefix makes the server
+# persistent; a do-nothing Wine process during this phase keeps the service up whatever
+# becomes of that (it was the only thing keeping it up while `wineserver -p` did nothing).
 rm -f "$C/chunks/keeper.stop"
 wine 'C:\chunks\holdopen.exe' - 0 'C:\chunks\keeper.stop' 900 >/dev/null 2>>"$WLOG" &
 KEEPER=$!
