@@ -4,6 +4,7 @@
 # SECONDS (default 60) from /proc, and its open file handles.
 #
 #   bench/idle.sh [SECONDS]
+#   EPOST_BENCH_BIN=path measures that shipper binary instead (an A/B run of an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
@@ -39,7 +40,7 @@ listen = ""
 type = "file"
 path = '$PWD/$DIR/out.ndjson'
 TOML
-./target/release/epost-shipper --log-level warn run --config "$DIR/shipper.toml" &
+"${EPOST_BENCH_BIN:-./target/release/epost-shipper}" --log-level warn run --config "$DIR/shipper.toml" &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 # today's files, one line a second each
