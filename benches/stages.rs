@@ -263,7 +263,7 @@ fn otlp_protobuf(c: &mut Criterion) {
             ParseOptions::default(),
             &data,
             &mut |r| {
-                OtlpEncoder.encode_at(r, 1, &mut payload);
+                OtlpEncoder::default().encode_at(r, 1, &mut payload);
                 ends.push(payload.len());
             },
         );
@@ -307,7 +307,7 @@ fn otlp_protobuf(c: &mut Criterion) {
                     ParseOptions::default(),
                     black_box(&data),
                     &mut |r| {
-                        OtlpEncoder.encode_at(r, 1, &mut buf);
+                        OtlpEncoder::default().encode_at(r, 1, &mut buf);
                         cuts.push(buf.len());
                     },
                 );

@@ -1160,3 +1160,31 @@ fn collector_grpc_restart_loses_nothing() {
 fn collector_http_restart_loses_nothing() {
     collector_restart(Proto::Http, "EPOST_TEST_OTLP_HTTP");
 }
+
+/// `document_id_attribute`: on by default (`elasticsearch.document_id` = `event.id`, for a
+/// collector's Elasticsearch exporter), and `false` leaves it out of every record, through
+/// the config as a user writes it. Break seen failing: the setting not passed to the encoder
+/// (`OtlpEncoder::new(true)` in the sink): "left out" failed.
+#[test]
+fn document_id_attribute_is_on_by_default_and_can_be_left_out() {
+    for (extra, want) in [("", true), ("document_id_attribute = false", false)] {
+        let fake = Fake::start(Proto::Http, Box::new(|_, _| Reply::Ok), None);
+        let h = Harness::new();
+        let total = write_inlogs(&h, 2, 20, &[]);
+        ship_all(
+            &h,
+            otlp_config(&h, Proto::Http, &fake.endpoint(false), extra),
+            60,
+        );
+        assert_exactly_once(&h, &fake, total);
+        for s in fake.stored() {
+            let id = s.str_attr("event.id").expect("event.id");
+            let doc = s.str_attr("elasticsearch.document_id");
+            if want {
+                assert_eq!(doc.as_deref(), Some(id.as_str()), "on by default");
+            } else {
+                assert_eq!(doc, None, "left out with document_id_attribute = false");
+            }
+        }
+    }
+}

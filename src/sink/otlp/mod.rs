@@ -90,7 +90,7 @@ impl OtlpSink {
             max_request: usize::try_from(c.max_request_bytes.0)
                 .unwrap_or(usize::MAX)
                 .max(1024),
-            encoder: Arc::new(OtlpEncoder),
+            encoder: Arc::new(OtlpEncoder::new(c.document_id_attribute)),
             engine: Engine::new(name, dead),
         })
     }
