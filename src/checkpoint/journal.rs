@@ -144,18 +144,7 @@ pub fn reset(dir: &Path, path: &Path, generation: u64) -> io::Result<u64> {
 mod tests {
     use super::*;
 
-    fn state(path: &str, offset: u64) -> FileState {
-        FileState {
-            path: path.into(),
-            kind: "inlog".into(),
-            host: "H".into(),
-            fingerprint: "00".into(),
-            fp_len: 1,
-            offset,
-            size: offset,
-            updated_ms: 1,
-        }
-    }
+    use crate::checkpoint::test_state as state;
 
     fn delta(files: Vec<FileState>, removed: &[&str]) -> Delta {
         Delta {

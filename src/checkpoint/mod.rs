@@ -236,6 +236,21 @@ fn read_checked(path: &Path) -> Result<Option<Snapshot>, String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A file's checkpoint entry at `offset`, for the journal's and the writer's tests.
+#[cfg(test)]
+pub(crate) fn test_state(path: &str, offset: u64) -> FileState {
+    FileState {
+        path: path.into(),
+        kind: "inlog".into(),
+        host: "H".into(),
+        fingerprint: "00".into(),
+        fp_len: 1,
+        offset,
+        size: offset,
+        updated_ms: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

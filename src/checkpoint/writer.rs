@@ -123,18 +123,7 @@ mod tests {
     use super::*;
     use crate::checkpoint::Loaded;
 
-    fn state(path: &str, offset: u64) -> FileState {
-        FileState {
-            path: path.into(),
-            kind: "inlog".into(),
-            host: "H".into(),
-            fingerprint: "00".into(),
-            fp_len: 1,
-            offset,
-            size: offset,
-            updated_ms: 1,
-        }
-    }
+    use crate::checkpoint::test_state as state;
 
     fn moved(files: Vec<FileState>) -> Delta {
         Delta {

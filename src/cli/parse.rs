@@ -1,6 +1,5 @@
 //! `parse`: one-shot, files (or stdin, or folders) to NDJSON on stdout.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -163,15 +162,8 @@ fn open(input: &Input) -> anyhow::Result<Box<dyn Read>> {
     let Some(path) = &input.path else {
         return Ok(Box::new(io::stdin().lock()));
     };
-    let file = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
-    let gz = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    Ok(if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    })
+    epost_shipper::flow::read::open(path)
+        .with_context(|| format!("cannot open `{}`", path.display()))
 }
 
 /// Reads in large chunks and splits lines in place; a line cut by a chunk boundary is carried

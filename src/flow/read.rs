@@ -125,7 +125,8 @@ impl Skipped {
     }
 }
 
-fn open(path: &Path) -> io::Result<Box<dyn Read>> {
+/// A log file for reading, decompressed if it is a `.gz` (retention's compressed days).
+pub fn open(path: &Path) -> io::Result<Box<dyn Read>> {
     let file = File::open(path)?;
     let gz = path
         .extension()

@@ -88,15 +88,6 @@ impl Class {
             Class::Text => matches!(m, Mode::Rewrite | Mode::Drop | Mode::Hash),
         }
     }
-
-    /// The modes a field of this class takes, for error hints.
-    pub fn modes(self) -> Vec<&'static str> {
-        Mode::ALL
-            .into_iter()
-            .filter(|m| self.allows(*m))
-            .map(Mode::name)
-            .collect()
-    }
 }
 
 /// A field `[privacy]` can name: every field of `records.md` that can hold an address, an

@@ -62,13 +62,12 @@ impl Tailer {
                 None => appeared.push(s),
             }
         }
-        if !appeared.is_empty() {
-            let mut gone = self.gone(&present);
-            for s in appeared {
-                match self.moved_here(&s, &mut gone) {
-                    Some(key) => self.follow(key, s),
-                    None => self.discovered(s, first),
-                }
+        // the readers whose path this scan did not list: moved (followed), else gone
+        let mut gone = self.gone(&present);
+        for s in appeared {
+            match self.moved_here(&s, &mut gone) {
+                Some(key) => self.follow(key, s),
+                None => self.discovered(s, first),
             }
         }
         self.counters
@@ -77,7 +76,7 @@ impl Tailer {
         self.counters
             .bytes_total
             .store(total_bytes, Ordering::Relaxed);
-        self.let_go_of_gone(&present);
+        self.let_go_of_gone(gone);
         if first {
             self.forget_dormant(&present);
         }
@@ -156,8 +155,8 @@ impl Tailer {
 
     /// Files that disappeared: what was written is finished (an open handle still reads it),
     /// and a file without a handle is let go at once.
-    fn let_go_of_gone(&mut self, present: &HashSet<PathBuf>) {
-        for key in self.gone(present) {
+    fn let_go_of_gone(&mut self, gone: Vec<ReaderKey>) {
+        for key in gone {
             let Some(t) = self.files.get_mut(&key) else {
                 continue;
             };
